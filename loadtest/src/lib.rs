@@ -1,0 +1,28 @@
+//! Test/load client for onair's public protocols: a WHIP publisher ([`whip::Publisher`]) that
+//! sends real H.264 and Opus, and a WHEP viewer ([`whep::Viewer`]) that receives, checks and
+//! optionally decodes them. Used by the integration tests and by the `onair-loadtest` binary.
+//!
+//! It sits at both ends of onair's media path: [`whip`] feeds `ingest::Publisher`, [`whep`]
+//! consumes `egress::Viewer`. [`media`] makes and checks the media, [`h264`] handles RTP
+//! payloads; neither does I/O.
+
+pub mod chat;
+pub mod error;
+pub mod h264;
+pub mod media;
+mod peer;
+mod signaling;
+pub mod whep;
+pub mod whip;
+
+pub use chat::{ChatChannel, ChatState};
+pub use error::{ClientError, MediaError};
+pub use media::{
+    AudioConfig, AudioSource, DecodedFrame, EncodedFrame, LumaFrame, TestPattern, VideoConfig,
+    VideoDecoder, VideoLoop, VideoSource,
+};
+pub use whep::{TrackStats, ViewOptions, Viewer, ViewerStats};
+pub use whip::{PublishOptions, Publisher, PublisherStats};
+/// The peer connection states [`Publisher::connection_state`] and [`Viewer::connection_state`]
+/// report.
+pub use webrtc::peer_connection::RTCPeerConnectionState;

@@ -1,0 +1,210 @@
+//! Test/load client: what a WHEP viewer measured — lock-free counters written by the track
+//! readers, and the cloneable snapshot tests and the load generator read. Pure, no I/O.
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::seq::SeqCounts;
+use crate::media::LumaFrame;
+
+/// Decode instants kept per track (about 30 s at 30 fps).
+const DECODED_AT_KEEP: usize = 1024;
+
+/// A snapshot of one received track (video or audio; decode fields stay zero for audio and for
+/// non-decoding viewers).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct TrackStats {
+    /// Whether the server sent this track at all.
+    pub present: bool,
+    /// RTP packets received.
+    pub packets: u64,
+    /// RTP payload bytes received.
+    pub bytes: u64,
+    /// Sequence numbers never received (net of late arrivals).
+    pub seq_gaps: u64,
+    /// Packets further behind the highest sequence number than the reorder window (64).
+    pub seq_backwards: u64,
+    /// Packets received twice.
+    pub seq_duplicates: u64,
+    /// Packets that arrived late but within the reorder window.
+    pub seq_reordered: u64,
+    /// In-order packets whose RTP timestamp went back.
+    pub ts_backwards: u64,
+    /// Times the SSRC differed from the previous packet's.
+    pub ssrc_changes: u64,
+    /// Distinct SSRCs seen (onair promises exactly 1 per viewer track).
+    pub distinct_ssrcs: u64,
+    /// The SSRC of the latest packet.
+    pub ssrc: Option<u32>,
+    /// Video: access units that began with a keyframe (SPS or IDR at the start of a frame).
+    pub keyframes: u64,
+    /// Video: whether the very first packet received began a keyframe.
+    pub first_packet_keyframe: Option<bool>,
+    /// Video, decoding: pictures decoded.
+    pub frames_decoded: u64,
+    /// Video, decoding: access units openh264 rejected.
+    pub decode_errors: u64,
+    /// Video, decoding: frames dropped because a packet was missing or came too late.
+    pub frames_incomplete: u64,
+    /// Video, decoding: complete frames skipped while waiting for an IDR (start or after loss).
+    pub frames_skipped: u64,
+    /// Video, decoding: frames whose payloads broke RFC 6184.
+    pub frames_malformed: u64,
+    /// Video, decoding: PLIs this viewer sent (only with `request_keyframes`).
+    pub plis_sent: u64,
+    /// Video, decoding: size of the last decoded picture.
+    pub width: u32,
+    /// Video, decoding: size of the last decoded picture.
+    pub height: u32,
+    /// Video, decoding: when each recent picture was decoded, as time since the viewer
+    /// connected (the last 1024).
+    pub decoded_at: Vec<Duration>,
+}
+
+impl TrackStats {
+    /// Decoded pictures per second over the last `window` (ending at the latest decode).
+    pub fn decoded_fps(&self, window: Duration) -> f64 {
+        let Some(&last) = self.decoded_at.last() else {
+            return 0.0;
+        };
+        let from = last.saturating_sub(window);
+        let frames = self.decoded_at.iter().filter(|t| **t > from).count();
+        frames as f64 / window.as_secs_f64().max(f64::EPSILON)
+    }
+}
+
+/// A snapshot of a viewer.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ViewerStats {
+    /// The video track.
+    pub video: TrackStats,
+    /// The audio track.
+    pub audio: TrackStats,
+    /// Whether the peer connection is currently connected.
+    pub connected: bool,
+    /// Whether reading is stalled ([`super::Viewer::stall`]).
+    pub stalled: bool,
+}
+
+/// Lock-free counters of one track, written by its reader task only.
+#[derive(Debug, Default)]
+pub(crate) struct TrackCounters {
+    pub present: AtomicU8,
+    pub packets: AtomicU64,
+    pub bytes: AtomicU64,
+    pub seq_gaps: AtomicU64,
+    pub seq_backwards: AtomicU64,
+    pub seq_duplicates: AtomicU64,
+    pub seq_reordered: AtomicU64,
+    pub ts_backwards: AtomicU64,
+    pub ssrc_changes: AtomicU64,
+    pub distinct_ssrcs: AtomicU64,
+    /// `u64::MAX` = none yet.
+    pub ssrc: AtomicU64,
+    pub keyframes: AtomicU64,
+    /// 0 unknown, 1 yes, 2 no.
+    pub first_packet_keyframe: AtomicU8,
+    pub frames_decoded: AtomicU64,
+    pub decode_errors: AtomicU64,
+    pub frames_incomplete: AtomicU64,
+    pub frames_skipped: AtomicU64,
+    pub frames_malformed: AtomicU64,
+    pub plis_sent: AtomicU64,
+    pub width: AtomicU32,
+    pub height: AtomicU32,
+    /// Touched once per decoded picture only.
+    pub decoded_at: Mutex<VecDeque<Duration>>,
+    /// The last decoded luma plane (decoding viewers only); buffer reused.
+    pub last_luma: Mutex<Option<LumaFrame>>,
+}
+
+impl TrackCounters {
+    pub(crate) fn new() -> Self {
+        Self {
+            ssrc: AtomicU64::new(u64::MAX),
+            ..Self::default()
+        }
+    }
+
+    /// Publishes the sequence tracker's counters (plain stores: one writer).
+    pub(crate) fn store_seq(&self, counts: &SeqCounts) {
+        self.seq_gaps.store(counts.gaps, Ordering::Relaxed);
+        self.seq_backwards.store(counts.backwards, Ordering::Relaxed);
+        self.seq_duplicates
+            .store(counts.duplicates, Ordering::Relaxed);
+        self.seq_reordered.store(counts.reordered, Ordering::Relaxed);
+        self.ts_backwards.store(counts.ts_backwards, Ordering::Relaxed);
+    }
+
+    pub(crate) fn record_decoded(&self, at: Duration, width: usize, height: usize) {
+        self.frames_decoded.fetch_add(1, Ordering::Relaxed);
+        self.width.store(width as u32, Ordering::Relaxed);
+        self.height.store(height as u32, Ordering::Relaxed);
+        let mut times = self
+            .decoded_at
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if times.len() == DECODED_AT_KEEP {
+            times.pop_front();
+        }
+        times.push_back(at);
+    }
+
+    pub(crate) fn snapshot(&self) -> TrackStats {
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let ssrc = load(&self.ssrc);
+        TrackStats {
+            present: self.present.load(Ordering::Relaxed) != 0,
+            packets: load(&self.packets),
+            bytes: load(&self.bytes),
+            seq_gaps: load(&self.seq_gaps),
+            seq_backwards: load(&self.seq_backwards),
+            seq_duplicates: load(&self.seq_duplicates),
+            seq_reordered: load(&self.seq_reordered),
+            ts_backwards: load(&self.ts_backwards),
+            ssrc_changes: load(&self.ssrc_changes),
+            distinct_ssrcs: load(&self.distinct_ssrcs),
+            ssrc: u32::try_from(ssrc).ok(),
+            keyframes: load(&self.keyframes),
+            first_packet_keyframe: match self.first_packet_keyframe.load(Ordering::Relaxed) {
+                0 => None,
+                v => Some(v == 1),
+            },
+            frames_decoded: load(&self.frames_decoded),
+            decode_errors: load(&self.decode_errors),
+            frames_incomplete: load(&self.frames_incomplete),
+            frames_skipped: load(&self.frames_skipped),
+            frames_malformed: load(&self.frames_malformed),
+            plis_sent: load(&self.plis_sent),
+            width: self.width.load(Ordering::Relaxed),
+            height: self.height.load(Ordering::Relaxed),
+            decoded_at: self
+                .decoded_at
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .iter()
+                .copied()
+                .collect(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decoded_fps_counts_the_window() {
+        let stats = TrackStats {
+            decoded_at: (0..90).map(|i| Duration::from_millis(i * 33)).collect(),
+            ..TrackStats::default()
+        };
+        let fps = stats.decoded_fps(Duration::from_secs(2));
+        assert!((29.0..=31.0).contains(&fps), "{fps}");
+        assert_eq!(TrackStats::default().decoded_fps(Duration::from_secs(1)), 0.0);
+    }
+}

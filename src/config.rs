@@ -1,0 +1,328 @@
+//! Configuration, read once at start (no I/O on the media path): embedded defaults, then
+//! `onair.toml`, then `ONAIR_*` environment variables, then command-line flags.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+/// Everything the server needs to run. Every field has a sane default, so `onair` with no
+/// configuration at all serves on port 8080 with a demo room.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// HTTP listen address for WHIP, WHEP, the API and the pages.
+    pub http: SocketAddr,
+    /// UDP ports for media. Each PeerConnection takes one port of this range (webrtc 0.21 has
+    /// no single-port mux), so the range bounds how many sessions can run at once; open it in
+    /// the firewall.
+    pub udp_ports: PortRange,
+    /// The IP the media sockets bind to; `0.0.0.0` binds every non-loopback interface.
+    pub udp_host: IpAddr,
+    /// Public IP advertised as the host candidate when the server sits behind 1:1 NAT.
+    pub public_ip: Option<IpAddr>,
+    /// Where the JWT secret (and later recordings) live.
+    pub data_dir: PathBuf,
+    /// HS256 secret for tokens. When absent, one is created in `data_dir` on first start.
+    pub jwt_secret: Option<String>,
+    /// STUN/TURN servers handed to clients in WHIP/WHEP `Link` headers (RFC 9725 §4.6).
+    pub ice_servers: Vec<IceServer>,
+    /// The room named in the ready-to-open links printed at start.
+    pub demo_room: String,
+    /// How long an empty room (no publisher, no viewer) is kept before it is dropped.
+    pub room_grace_secs: u64,
+    /// Packets queued per viewer and track before packets are dropped for that viewer.
+    pub viewer_queue: usize,
+    /// Minimum interval between keyframe requests (PLI) sent to a publisher, per track.
+    pub pli_interval_ms: u64,
+    /// A session whose ICE/DTLS has not connected by then is closed.
+    pub connect_timeout_secs: u64,
+    /// Packets per track kept to answer viewers' NACKs.
+    pub retransmit_cache: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            http: SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 8080),
+            udp_ports: PortRange {
+                first: 50000,
+                last: 51999,
+            },
+            udp_host: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            public_ip: None,
+            data_dir: PathBuf::from("./data"),
+            jwt_secret: None,
+            ice_servers: Vec::new(),
+            demo_room: "demo".to_owned(),
+            room_grace_secs: 30,
+            viewer_queue: 512,
+            pli_interval_ms: 500,
+            connect_timeout_secs: 20,
+            retransmit_cache: 1024,
+        }
+    }
+}
+
+/// A STUN or TURN server as given to clients (`urls` like `stun:host:3478` or `turn:host`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct IceServer {
+    /// One or more `stun:`/`turn:`/`turns:` URLs.
+    pub urls: Vec<String>,
+    /// TURN username.
+    pub username: Option<String>,
+    /// TURN credential.
+    pub credential: Option<String>,
+}
+
+/// An inclusive UDP port range, written `50000-51999`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PortRange {
+    /// First port of the range.
+    pub first: u16,
+    /// Last port of the range (inclusive).
+    pub last: u16,
+}
+
+impl PortRange {
+    /// Number of ports in the range.
+    pub fn len(&self) -> usize {
+        usize::from(self.last - self.first) + 1
+    }
+
+    /// Never true for a parsed range; present for clippy's `len_without_is_empty`.
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+}
+
+impl FromStr for PortRange {
+    type Err = ConfigError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || ConfigError::Invalid(format!("udp port range `{s}`: expected FIRST-LAST"));
+        let (a, b) = s.trim().split_once('-').ok_or_else(bad)?;
+        let first: u16 = a.trim().parse().map_err(|_| bad())?;
+        let last: u16 = b.trim().parse().map_err(|_| bad())?;
+        if first == 0 || last < first {
+            return Err(bad());
+        }
+        Ok(Self { first, last })
+    }
+}
+
+impl fmt::Display for PortRange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}-{}", self.first, self.last)
+    }
+}
+
+impl Serialize for PortRange {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for PortRange {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// Why a configuration was refused at start.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The config file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The config file is not valid TOML for [`Config`].
+    #[error("{path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, with the line.
+        message: String,
+    },
+    /// A value is out of range or inconsistent.
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+/// Values given on the command line or in `ONAIR_*` variables; each overrides the file.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// `--http`
+    pub http: Option<SocketAddr>,
+    /// `--udp-ports`
+    pub udp_ports: Option<PortRange>,
+    /// `--udp-host`
+    pub udp_host: Option<IpAddr>,
+    /// `--public-ip`
+    pub public_ip: Option<IpAddr>,
+    /// `--data-dir`
+    pub data_dir: Option<PathBuf>,
+    /// `ONAIR_JWT_SECRET`
+    pub jwt_secret: Option<String>,
+}
+
+impl Config {
+    /// Loads `file` (or `./onair.toml` when it exists and no file is named), applies the
+    /// overrides and validates the result.
+    pub fn load(file: Option<&Path>, overrides: Overrides) -> Result<Self, ConfigError> {
+        let default_file = Path::new("onair.toml");
+        let file = match file {
+            Some(f) => Some(f),
+            None if default_file.exists() => Some(default_file),
+            None => None,
+        };
+        let mut config = match file {
+            Some(path) => Self::from_toml_file(path)?,
+            None => Self::default(),
+        };
+        config.apply(overrides);
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn from_toml_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })
+    }
+
+    fn apply(&mut self, o: Overrides) {
+        if let Some(v) = o.http {
+            self.http = v;
+        }
+        if let Some(v) = o.udp_ports {
+            self.udp_ports = v;
+        }
+        if let Some(v) = o.udp_host {
+            self.udp_host = v;
+        }
+        if let Some(v) = o.public_ip {
+            self.public_ip = Some(v);
+        }
+        if let Some(v) = o.data_dir {
+            self.data_dir = v;
+        }
+        if let Some(v) = o.jwt_secret {
+            self.jwt_secret = Some(v);
+        }
+    }
+
+    /// Checks values that serde cannot: ranges and consistency.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |m: &str| Err(ConfigError::Invalid(m.to_owned()));
+        if let Some(secret) = &self.jwt_secret
+            && secret.len() < 16
+        {
+            return invalid("jwt_secret must be at least 16 characters");
+        }
+        if !crate::room::is_valid_room_name(&self.demo_room) {
+            return invalid("demo_room must be 1-64 characters of [A-Za-z0-9_-]");
+        }
+        if self.viewer_queue < 16 || self.viewer_queue > 65536 {
+            return invalid("viewer_queue must be within 16..=65536 packets");
+        }
+        if self.retransmit_cache < 16 || self.retransmit_cache > 32768 {
+            return invalid("retransmit_cache must be within 16..=32768 packets");
+        }
+        if self.connect_timeout_secs == 0 {
+            return invalid("connect_timeout_secs must be at least 1");
+        }
+        for server in &self.ice_servers {
+            if server.urls.is_empty() {
+                return invalid("every ice_servers entry needs at least one url");
+            }
+            for url in &server.urls {
+                let ok = ["stun:", "stuns:", "turn:", "turns:"]
+                    .iter()
+                    .any(|p| url.starts_with(p));
+                if !ok || url.contains(['<', '>', '"', '\r', '\n']) {
+                    return Err(ConfigError::Invalid(format!("ice server url `{url}`")));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Minimum interval between PLIs per track.
+    pub fn pli_interval(&self) -> Duration {
+        Duration::from_millis(self.pli_interval_ms)
+    }
+
+    /// Grace period of an empty room.
+    pub fn room_grace(&self) -> Duration {
+        Duration::from_secs(self.room_grace_secs)
+    }
+
+    /// Time allowed for ICE + DTLS to connect.
+    pub fn connect_timeout(&self) -> Duration {
+        Duration::from_secs(self.connect_timeout_secs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn port_range_parses_and_rejects() {
+        let r: PortRange = "50000-50200".parse().unwrap();
+        assert_eq!((r.first, r.last, r.len()), (50000, 50200, 201));
+        for bad in ["", "5000", "10-5", "0-10", "a-b", "1-70000"] {
+            assert!(bad.parse::<PortRange>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn file_then_overrides_layer_over_defaults() {
+        let dir = std::env::temp_dir().join(format!("onair-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("onair.toml");
+        std::fs::write(&path, "udp_ports = \"40000-40010\"\ndemo_room = \"lobby\"\n").unwrap();
+        let overrides = Overrides {
+            udp_ports: Some("41000-41010".parse().unwrap()),
+            ..Default::default()
+        };
+        let c = Config::load(Some(&path), overrides).unwrap();
+        assert_eq!(c.demo_room, "lobby");
+        assert_eq!(c.udp_ports.first, 41000);
+        assert_eq!(c.http.port(), 8080);
+        std::fs::write(&path, "udp_port = 1\n").unwrap();
+        let err = Config::load(Some(&path), Overrides::default()).unwrap_err();
+        assert!(err.to_string().contains("udp_port"), "{err}");
+    }
+
+    #[test]
+    fn validation_names_the_problem() {
+        let c = Config {
+            jwt_secret: Some("short".into()),
+            ..Config::default()
+        };
+        assert!(c.validate().unwrap_err().to_string().contains("jwt_secret"));
+        let c = Config {
+            ice_servers: vec![IceServer {
+                urls: vec!["http://x".into()],
+                ..Default::default()
+            }],
+            ..Config::default()
+        };
+        assert!(c.validate().is_err());
+    }
+}

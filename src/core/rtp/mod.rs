@@ -1,0 +1,16 @@
+//! RTP forwarding logic between `room::Track` fan-out and each WHEP viewer: sequence and
+//! timestamp unwrapping, per-viewer rewriting, keyframe gating, PLI throttling and the NACK
+//! history. Pure: no I/O, time is passed in.
+
+mod keyframe;
+mod munger;
+mod pli;
+mod retransmit;
+mod seq;
+mod sources;
+
+pub use keyframe::KeyframeGate;
+pub use munger::{MungerConfig, Rewritten, RtpMunger};
+pub use pli::PliThrottle;
+pub use retransmit::{RetransmitCache, nack_seqs};
+pub use seq::{SeqUnwrapper, TimestampUnwrapper};

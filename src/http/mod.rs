@@ -1,0 +1,189 @@
+//! The HTTP surface (control plane): shared state, the router of DESIGN.md §4, CORS, body
+//! limits and JSON errors. Handlers live beside the media code they start.
+
+mod api;
+mod error;
+mod web;
+
+pub use error::ApiError;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, Request, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use tokio_util::task::TaskTracker;
+use tower_http::cors::{Any, CorsLayer};
+
+use crate::auth::TokenKeys;
+use crate::config::Config;
+use crate::peer::PeerFactory;
+use crate::peer::offer::ice_server_links;
+use crate::peer::session::{self, SessionKind, Sessions};
+use crate::room::{Rooms, is_valid_room_name};
+
+/// Largest SDP offer or fragment accepted (bytes).
+pub const MAX_SDP_BYTES: usize = 64 * 1024;
+
+/// Everything the handlers share.
+pub struct AppState {
+    /// The validated configuration.
+    pub config: Config,
+    /// Token signing and verification.
+    pub keys: TokenKeys,
+    /// Rooms.
+    pub rooms: Rooms,
+    /// WHIP and WHEP sessions.
+    pub sessions: Sessions,
+    /// Builds PeerConnections.
+    pub peers: PeerFactory,
+    /// `Link` headers for the configured ICE servers.
+    pub link_headers: Vec<HeaderValue>,
+    /// Every session task, so shutdown can wait for them.
+    pub tasks: TaskTracker,
+}
+
+/// Shared state handle.
+pub type App = Arc<AppState>;
+
+impl AppState {
+    /// State for `config` signed with `secret`.
+    pub fn new(config: Config, secret: &[u8]) -> App {
+        Arc::new(Self {
+            keys: TokenKeys::new(secret),
+            rooms: Rooms::new(&config),
+            sessions: Sessions::default(),
+            peers: PeerFactory::new(&config),
+            link_headers: ice_server_links(&config.ice_servers),
+            tasks: TaskTracker::new(),
+            config,
+        })
+    }
+}
+
+/// 400 unless `room` is a valid room name.
+pub fn valid_room(room: &str) -> Result<(), ApiError> {
+    if is_valid_room_name(room) {
+        Ok(())
+    } else {
+        Err(ApiError::bad_request(
+            "bad_room",
+            "room names are 1-64 characters of A-Z, a-z, 0-9, '-' and '_'",
+        ))
+    }
+}
+
+/// The whole router.
+pub fn router(app: App) -> Router {
+    let media = Router::new()
+        .route("/whip/{room}", post(crate::ingest::post).options(preflight))
+        .route(
+            "/whip/{room}/{session}",
+            axum::routing::patch(patch_whip)
+                .delete(delete_whip)
+                .options(preflight),
+        )
+        .route("/whep/{room}", post(crate::egress::post).options(preflight))
+        .route(
+            "/whep/{room}/{session}",
+            axum::routing::patch(patch_whep)
+                .delete(delete_whep)
+                .options(preflight),
+        )
+        .layer(middleware::from_fn(accept_post))
+        .layer(DefaultBodyLimit::max(MAX_SDP_BYTES))
+        .layer(middleware::from_fn(json_limit_errors));
+    Router::new()
+        .merge(media)
+        .merge(api::routes())
+        .merge(web::routes())
+        .fallback(|| async { ApiError::not_found("no such route") })
+        .layer(cors())
+        .with_state(app)
+}
+
+/// CORS on every route (RFC 9725 §4.8): pages on other origins can publish and play.
+fn cors() -> CorsLayer {
+    CorsLayer::new()
+        .allow_origin(Any)
+        .allow_methods([
+            Method::GET,
+            Method::POST,
+            Method::PATCH,
+            Method::DELETE,
+            Method::OPTIONS,
+        ])
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, header::IF_MATCH])
+        .expose_headers([
+            header::LOCATION,
+            header::ETAG,
+            header::LINK,
+            HeaderName::from_static("accept-post"),
+        ])
+}
+
+async fn preflight() -> StatusCode {
+    StatusCode::NO_CONTENT
+}
+
+/// WHIP/WHEP `OPTIONS` answers say which body `POST` takes (RFC 9725 §4.2).
+async fn accept_post(request: Request, next: Next) -> Response {
+    let is_options = request.method() == Method::OPTIONS;
+    let mut response = next.run(request).await;
+    if is_options {
+        response
+            .headers_mut()
+            .insert("accept-post", HeaderValue::from_static("application/sdp"));
+    }
+    response
+}
+
+/// Turns axum's plain-text body-limit rejection into the JSON error shape.
+async fn json_limit_errors(request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    if response.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        return ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            format!("the body is larger than {MAX_SDP_BYTES} bytes"),
+        )
+        .into_response();
+    }
+    response
+}
+
+async fn patch_whip(
+    State(app): State<App>,
+    Path((room, id)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    session::patch(&app.sessions, SessionKind::Whip, &room, &id, &headers, &body).await
+}
+
+async fn patch_whep(
+    State(app): State<App>,
+    Path((room, id)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    session::patch(&app.sessions, SessionKind::Whep, &room, &id, &headers, &body).await
+}
+
+async fn delete_whip(
+    State(app): State<App>,
+    Path((room, id)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    session::delete(&app.sessions, SessionKind::Whip, &room, &id)
+}
+
+async fn delete_whep(
+    State(app): State<App>,
+    Path((room, id)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    session::delete(&app.sessions, SessionKind::Whep, &room, &id)
+}

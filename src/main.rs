@@ -1,0 +1,173 @@
+//! The `onair` command line (process entry): `serve` (the default) runs the server and prints
+//! ready-to-open links; `token` mints a JWT with the server's secret.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use onair::auth::{Role, TokenKeys, load_or_create_secret};
+use onair::config::{Config, Overrides, PortRange};
+use onair::server::Server;
+
+#[derive(Parser)]
+#[command(name = "onair", version, about = "Self-hosted live streaming: WHIP in, WHEP out.")]
+#[command(args_conflicts_with_subcommands = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (the default).
+    Serve(ServeArgs),
+    /// Print a signed token.
+    Token(TokenArgs),
+}
+
+#[derive(Args, Clone, Default)]
+struct CommonArgs {
+    /// Configuration file (default: ./onair.toml when present).
+    #[arg(long, env = "ONAIR_CONFIG")]
+    config: Option<PathBuf>,
+    /// Data directory (JWT secret, recordings).
+    #[arg(long, env = "ONAIR_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+}
+
+#[derive(Args, Clone, Default)]
+struct ServeArgs {
+    #[command(flatten)]
+    common: CommonArgs,
+    /// HTTP listen address.
+    #[arg(long, env = "ONAIR_HTTP")]
+    http: Option<SocketAddr>,
+    /// UDP port range for media, FIRST-LAST.
+    #[arg(long, env = "ONAIR_UDP_PORTS")]
+    udp_ports: Option<PortRange>,
+    /// IP the media sockets bind to (0.0.0.0: every non-loopback interface).
+    #[arg(long, env = "ONAIR_UDP_HOST")]
+    udp_host: Option<IpAddr>,
+    /// Public IP to advertise behind 1:1 NAT.
+    #[arg(long, env = "ONAIR_PUBLIC_IP")]
+    public_ip: Option<IpAddr>,
+    /// Log as JSON lines.
+    #[arg(long, env = "ONAIR_LOG_JSON")]
+    log_json: bool,
+}
+
+#[derive(Args)]
+struct TokenArgs {
+    #[command(flatten)]
+    common: CommonArgs,
+    /// Room name, or `*` for every room.
+    #[arg(long)]
+    room: String,
+    /// broadcaster, guest, moderator or viewer.
+    #[arg(long)]
+    role: Role,
+    /// Display name.
+    #[arg(long)]
+    name: String,
+    /// User id (default: derived from the name).
+    #[arg(long)]
+    sub: Option<String>,
+    /// Lifetime in seconds.
+    #[arg(long, default_value_t = 3600)]
+    ttl: u64,
+}
+
+fn load_config(common: &CommonArgs, serve: Option<&ServeArgs>) -> anyhow::Result<Config> {
+    let mut overrides = Overrides {
+        data_dir: common.data_dir.clone(),
+        jwt_secret: std::env::var("ONAIR_JWT_SECRET").ok().filter(|s| !s.is_empty()),
+        ..Default::default()
+    };
+    if let Some(s) = serve {
+        overrides.http = s.http;
+        overrides.udp_ports = s.udp_ports;
+        overrides.udp_host = s.udp_host;
+        overrides.public_ip = s.public_ip;
+    }
+    Ok(Config::load(common.config.as_deref(), overrides)?)
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Some(Command::Token(args)) => token(args),
+        Some(Command::Serve(args)) => serve(args),
+        None => serve(cli.serve),
+    }
+}
+
+fn token(args: TokenArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        args.room == "*" || onair::room::is_valid_room_name(&args.room),
+        "--room must be `*` or 1-64 characters of A-Z, a-z, 0-9, '-' and '_'"
+    );
+    let config = load_config(&args.common, None)?;
+    let secret = load_or_create_secret(config.jwt_secret.as_deref(), &config.data_dir)
+        .with_context(|| format!("JWT secret in {}", config.data_dir.display()))?;
+    let sub = args.sub.unwrap_or_else(|| args.name.to_lowercase().replace(' ', "-"));
+    let token = TokenKeys::new(&secret).mint_for(&args.room, args.role, &sub, &args.name, args.ttl);
+    println!("{token}");
+    Ok(())
+}
+
+fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    init_logging(args.log_json);
+    let config = load_config(&args.common, Some(&args))?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("onair")
+        .build()?;
+    runtime.block_on(async move {
+        let room = config.demo_room.clone();
+        let server = Server::start(config).await?;
+        let base = server.base_url();
+        let token = server
+            .app()
+            .keys
+            .mint_for(&room, Role::Broadcaster, "broadcaster", "Broadcaster", 24 * 3600);
+        println!("onair {} listening on http://{}", env!("CARGO_PKG_VERSION"), server.addr());
+        println!("  studio (go live): {base}/studio/{room}?token={token}");
+        println!("  watch:            {base}/watch/{room}");
+        println!("  WHIP for OBS/FFmpeg: {base}/whip/{room}  (Bearer token above)");
+        wait_for_signal().await;
+        server.shutdown().await;
+        Ok(())
+    })
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate()).expect("installing a SIGTERM handler");
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+    tracing::info!("signal received");
+}
+
+fn init_logging(json: bool) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,webrtc=warn,rtc=warn,rtc_ice=warn,rtc_dtls=warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}

@@ -1,0 +1,360 @@
+//! WHIP/WHEP session resources (RFC 9725 §4.3-4.4): the registry behind `Location`, `ETag`,
+//! trickle ICE and ICE restarts over `PATCH`, and `DELETE`. Control plane; each session's media
+//! task lives in `ingest/` or `egress/`.
+
+use std::sync::{Arc, Mutex};
+
+use axum::body::Bytes;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use dashmap::DashMap;
+use tokio_util::sync::CancellationToken;
+use webrtc::peer_connection::{PeerConnection, RTCIceCandidateInit, RTCSessionDescription};
+
+use crate::core::sdp::{SdpFrag, parse_sdpfrag};
+use crate::http::ApiError;
+
+/// WHIP (publisher) or WHEP (viewer).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionKind {
+    /// `/whip/...`
+    Whip,
+    /// `/whep/...`
+    Whep,
+}
+
+impl SessionKind {
+    /// The path segment of the protocol.
+    pub fn path(self) -> &'static str {
+        match self {
+            SessionKind::Whip => "whip",
+            SessionKind::Whep => "whep",
+        }
+    }
+}
+
+/// One WHIP or WHEP session: the PeerConnection and what the resource URL needs.
+pub struct Session {
+    /// Random id, the last segment of `Location`.
+    pub id: String,
+    /// The room.
+    pub room: String,
+    /// Protocol.
+    pub kind: SessionKind,
+    /// The PeerConnection.
+    pub pc: Arc<dyn PeerConnection>,
+    /// Cancelled when the session must end; the media task then cleans up.
+    pub cancel: CancellationToken,
+    etag: Mutex<String>,
+    /// Serialises PATCHes: an ICE restart is a renegotiation.
+    patch_lock: tokio::sync::Mutex<()>,
+}
+
+impl Session {
+    /// A new session with a fresh id and ETag.
+    pub fn new(room: &str, kind: SessionKind, pc: Arc<dyn PeerConnection>) -> Arc<Self> {
+        Arc::new(Self {
+            id: random_id(),
+            room: room.to_owned(),
+            kind,
+            pc,
+            cancel: CancellationToken::new(),
+            etag: Mutex::new(new_etag()),
+            patch_lock: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    /// The current entity tag, quoted.
+    pub fn etag(&self) -> String {
+        self.etag.lock().expect("etag lock poisoned").clone()
+    }
+
+    /// The resource path, used as `Location`.
+    pub fn location(&self) -> String {
+        format!("/{}/{}/{}", self.kind.path(), self.room, self.id)
+    }
+}
+
+/// 128 random bits, hex.
+pub fn random_id() -> String {
+    hex::encode(rand::random::<[u8; 16]>())
+}
+
+fn new_etag() -> String {
+    format!("\"{}\"", hex::encode(rand::random::<[u8; 8]>()))
+}
+
+/// Every live session, by id.
+#[derive(Default)]
+pub struct Sessions {
+    map: DashMap<String, Arc<Session>>,
+}
+
+impl Sessions {
+    /// Registers a session.
+    pub fn insert(&self, session: Arc<Session>) {
+        self.map.insert(session.id.clone(), session);
+    }
+
+    /// The session `id` if it is a `kind` session of `room`.
+    pub fn get(&self, kind: SessionKind, room: &str, id: &str) -> Option<Arc<Session>> {
+        self.map
+            .get(id)
+            .filter(|s| s.kind == kind && s.room == room)
+            .map(|s| s.clone())
+    }
+
+    /// Removes `id` from the registry; true if it was there.
+    pub fn remove(&self, id: &str) -> bool {
+        self.map.remove(id).is_some()
+    }
+
+    /// Ends session `id`, if it exists: it disappears from the registry at once and its media
+    /// task tears the PeerConnection down.
+    pub fn end(&self, id: &str) {
+        if let Some((_, s)) = self.map.remove(id) {
+            s.cancel.cancel();
+        }
+    }
+
+    /// Ends every session (shutdown).
+    pub fn end_all(&self) -> Vec<Arc<Session>> {
+        let all: Vec<_> = self.map.iter().map(|s| s.clone()).collect();
+        for s in &all {
+            self.map.remove(&s.id);
+            s.cancel.cancel();
+        }
+        all
+    }
+
+    /// Number of live sessions of `kind`.
+    pub fn count(&self, kind: SessionKind) -> usize {
+        self.map.iter().filter(|s| s.kind == kind).count()
+    }
+}
+
+/// `DELETE /whip|whep/{room}/{session}`: 200 and the session ends at once; 404 if unknown.
+pub fn delete(sessions: &Sessions, kind: SessionKind, room: &str, id: &str) -> Result<Response, ApiError> {
+    let session = sessions
+        .get(kind, room, id)
+        .ok_or_else(|| ApiError::not_found("no such session (already ended?)"))?;
+    sessions.end(&session.id);
+    tracing::info!(room, session = id, kind = kind.path(), "session ended by DELETE");
+    Ok(StatusCode::OK.into_response())
+}
+
+/// `PATCH` with `application/trickle-ice-sdpfrag` (RFC 9725 §4.3.1, RFC 8840): trickled
+/// candidates answer 204; new ICE credentials restart ICE and answer 200 with ours.
+pub async fn patch(
+    sessions: &Sessions,
+    kind: SessionKind,
+    room: &str,
+    id: &str,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<Response, ApiError> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !media_type_is(content_type, "application/trickle-ice-sdpfrag") {
+        return Err(ApiError::unsupported_media_type("application/trickle-ice-sdpfrag"));
+    }
+    let session = sessions
+        .get(kind, room, id)
+        .ok_or_else(|| ApiError::not_found("no such session"))?;
+    let _patching = session.patch_lock.lock().await;
+    if let Some(if_match) = headers.get(header::IF_MATCH) {
+        let tag = if_match.to_str().unwrap_or("");
+        if tag.trim() != "*" && tag.trim() != session.etag() {
+            return Err(ApiError::new(
+                StatusCode::PRECONDITION_FAILED,
+                "etag_mismatch",
+                "If-Match does not match the session's current ETag",
+            ));
+        }
+    }
+    let text = std::str::from_utf8(body)
+        .map_err(|_| ApiError::bad_request("bad_sdpfrag", "the body is not UTF-8"))?;
+    let frag = parse_sdpfrag(text)
+        .map_err(|e| ApiError::bad_request("bad_sdpfrag", format!("invalid SDP fragment: {e}")))?;
+    let remote = session
+        .pc
+        .remote_description()
+        .await
+        .ok_or_else(|| ApiError::conflict("not_negotiated", "the session has no remote description"))?;
+    let current_ufrag = sdp_attribute(&remote.sdp, "ice-ufrag").unwrap_or_default();
+    if frag.is_ice_restart(&current_ufrag) {
+        return restart_ice(&session, &remote.sdp, &frag).await;
+    }
+    add_candidates(&session, &frag).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn add_candidates(session: &Session, frag: &SdpFrag) -> Result<(), ApiError> {
+    for (index, media) in frag.media.iter().enumerate() {
+        for candidate in &media.candidates {
+            let init = RTCIceCandidateInit {
+                candidate: candidate.clone(),
+                sdp_mid: media.mid.clone(),
+                sdp_mline_index: u16::try_from(index).ok(),
+                username_fragment: frag.ice_ufrag.clone(),
+                ..Default::default()
+            };
+            // An ICE-lite server learns the browser's addresses from its checks, so a
+            // candidate it cannot use is logged, not an error for the client.
+            if let Err(e) = session.pc.add_ice_candidate(init).await {
+                tracing::debug!(session = %session.id, error = %e, "trickled candidate ignored");
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn restart_ice(session: &Session, remote_sdp: &str, frag: &SdpFrag) -> Result<Response, ApiError> {
+    let (Some(ufrag), Some(pwd)) = (&frag.ice_ufrag, &frag.ice_pwd) else {
+        return Err(ApiError::bad_request(
+            "bad_sdpfrag",
+            "an ICE restart needs both a=ice-ufrag and a=ice-pwd",
+        ));
+    };
+    let offer = replace_ice_credentials(remote_sdp, ufrag, pwd);
+    let offer = RTCSessionDescription::offer(offer)
+        .map_err(|e| ApiError::bad_request("bad_sdpfrag", format!("ICE restart refused: {e}")))?;
+    session
+        .pc
+        .set_remote_description(offer)
+        .await
+        .map_err(|e| ApiError::bad_request("ice_restart_failed", format!("ICE restart refused: {e}")))?;
+    let answer = session
+        .pc
+        .create_answer(None)
+        .await
+        .map_err(|e| ApiError::internal("ICE restart answer failed", e))?;
+    session
+        .pc
+        .set_local_description(answer)
+        .await
+        .map_err(|e| ApiError::internal("ICE restart answer failed", e))?;
+    let local = session
+        .pc
+        .local_description()
+        .await
+        .ok_or_else(|| ApiError::internal("ICE restart", "no local description"))?;
+    let etag = new_etag();
+    *session.etag.lock().expect("etag lock poisoned") = etag.clone();
+    tracing::info!(session = %session.id, "ICE restarted");
+    let mut response = (StatusCode::OK, restart_fragment(&local.sdp)).into_response();
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/trickle-ice-sdpfrag"),
+    );
+    if let Ok(v) = HeaderValue::from_str(&etag) {
+        h.insert(header::ETAG, v);
+    }
+    Ok(response)
+}
+
+/// True when a `Content-Type` value names `expected` (parameters and case ignored).
+pub fn media_type_is(content_type: &str, expected: &str) -> bool {
+    content_type
+        .split(';')
+        .next()
+        .is_some_and(|t| t.trim().eq_ignore_ascii_case(expected))
+}
+
+/// The first `a=<name>:` value of an SDP.
+fn sdp_attribute(sdp: &str, name: &str) -> Option<String> {
+    let prefix = format!("a={name}:");
+    sdp.lines()
+        .find_map(|l| l.trim_end().strip_prefix(prefix.as_str()))
+        .map(str::to_owned)
+}
+
+/// The remote offer with its ICE credentials replaced, to apply an ICE restart.
+fn replace_ice_credentials(sdp: &str, ufrag: &str, pwd: &str) -> String {
+    let mut out = String::with_capacity(sdp.len());
+    for line in sdp.lines() {
+        let line = line.trim_end();
+        if line.starts_with("a=ice-ufrag:") {
+            out.push_str("a=ice-ufrag:");
+            out.push_str(ufrag);
+        } else if line.starts_with("a=ice-pwd:") {
+            out.push_str("a=ice-pwd:");
+            out.push_str(pwd);
+        } else {
+            out.push_str(line);
+        }
+        out.push_str("\r\n");
+    }
+    out
+}
+
+/// The answer to an ICE restart (RFC 9725 §4.3.2): our new credentials and candidates, for
+/// the first (bundled) media section.
+fn restart_fragment(local_sdp: &str) -> String {
+    let mut out = String::new();
+    let mut in_first_media = false;
+    let mut seen_media = false;
+    for line in local_sdp.lines().map(str::trim_end) {
+        if line.starts_with("m=") {
+            if seen_media {
+                break;
+            }
+            seen_media = true;
+            in_first_media = true;
+            out.push_str(line);
+            out.push_str("\r\n");
+            continue;
+        }
+        let keep = line == "a=ice-lite"
+            || line.starts_with("a=ice-ufrag:")
+            || line.starts_with("a=ice-pwd:")
+            || line.starts_with("a=ice-options:")
+            || line.starts_with("a=group:BUNDLE")
+            || (in_first_media
+                && (line.starts_with("a=mid:")
+                    || line.starts_with("a=candidate:")
+                    || line == "a=end-of-candidates"));
+        if keep {
+            out.push_str(line);
+            out.push_str("\r\n");
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ANSWER: &str = "v=0\r\no=- 1 2 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\na=ice-lite\r\na=group:BUNDLE 0 1\r\nm=video 9 UDP/TLS/RTP/SAVPF 102\r\na=mid:0\r\na=ice-ufrag:NEWU\r\na=ice-pwd:NEWP\r\na=candidate:1 1 udp 2130706431 127.0.0.1 50001 typ host\r\na=end-of-candidates\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:1\r\na=candidate:1 1 udp 2130706431 127.0.0.1 50001 typ host\r\n";
+
+    #[test]
+    fn restart_fragment_carries_credentials_and_first_media_candidates() {
+        let frag = restart_fragment(ANSWER);
+        assert!(frag.starts_with("a=ice-lite\r\na=group:BUNDLE 0 1\r\nm=video"));
+        assert!(frag.contains("a=ice-ufrag:NEWU\r\n") && frag.contains("a=ice-pwd:NEWP\r\n"));
+        assert_eq!(frag.matches("a=candidate:").count(), 1);
+        assert!(!frag.contains("m=audio"));
+        let parsed = parse_sdpfrag(&frag).expect("our fragment parses as RFC 8840");
+        assert_eq!(parsed.ice_ufrag.as_deref(), Some("NEWU"));
+    }
+
+    #[test]
+    fn credentials_are_replaced_everywhere() {
+        let sdp = "v=0\r\na=ice-ufrag:old\r\na=ice-pwd:oldpwd\r\nm=video 9 X 1\r\na=ice-ufrag:old\r\n";
+        let out = replace_ice_credentials(sdp, "new", "newpwd");
+        assert_eq!(out.matches("a=ice-ufrag:new\r\n").count(), 2);
+        assert!(out.contains("a=ice-pwd:newpwd") && !out.contains("old"));
+        assert_eq!(sdp_attribute(&out, "ice-ufrag").as_deref(), Some("new"));
+    }
+
+    #[test]
+    fn media_types_ignore_case_and_parameters() {
+        assert!(media_type_is("application/SDP; charset=utf-8", "application/sdp"));
+        assert!(!media_type_is("text/plain", "application/sdp"));
+        assert!(!media_type_is("", "application/sdp"));
+    }
+}

@@ -1,0 +1,301 @@
+//! `TrackHub`: the fan-out point of one room track (hot path). The publisher's reader calls
+//! [`TrackHub::publish`] once per RTP packet; every consumer has its own bounded queue, and a
+//! full queue drops the packet for that consumer only. Nothing here ever awaits.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use tokio::sync::{Notify, mpsc};
+
+use crate::core::rtp::{PliThrottle, RetransmitCache};
+
+/// Audio or video.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrackKind {
+    /// Opus, 48 kHz.
+    Audio,
+    /// H.264, 90 kHz.
+    Video,
+}
+
+impl TrackKind {
+    /// RTP clock rate of the codec onair forwards for this kind.
+    pub fn clock_rate(self) -> u32 {
+        match self {
+            TrackKind::Audio => 48_000,
+            TrackKind::Video => 90_000,
+        }
+    }
+}
+
+/// One RTP packet as received from the publisher, shared (not copied) by every consumer.
+#[derive(Debug)]
+pub struct MediaPacket {
+    /// The publisher session it came from; a new value means a new upstream stream.
+    pub source: u64,
+    /// Upstream sequence number.
+    pub seq: u16,
+    /// Upstream RTP timestamp.
+    pub ts: u32,
+    /// RTP marker bit (end of a video frame).
+    pub marker: bool,
+    /// True when a viewer may start decoding here (RFC 6184 SPS/IDR start).
+    pub keyframe: bool,
+    /// The RTP payload.
+    pub payload: Bytes,
+}
+
+struct Subscriber {
+    id: u64,
+    tx: mpsc::Sender<Arc<MediaPacket>>,
+    dropped: Arc<AtomicU64>,
+}
+
+/// A consumer's end of a hub: its queue and its drop counter.
+pub struct Subscription {
+    /// Packets for this consumer, in arrival order.
+    pub rx: mpsc::Receiver<Arc<MediaPacket>>,
+    /// Packets dropped for this consumer because its queue was full.
+    pub dropped: Arc<AtomicU64>,
+    /// Identifies the subscription for [`TrackHub::unsubscribe`].
+    pub id: u64,
+}
+
+/// Counters of a hub, for the API and metrics.
+#[derive(Debug, Default, Clone, Copy, serde::Serialize)]
+pub struct TrackStats {
+    /// Packets received from publishers.
+    pub packets_in: u64,
+    /// Payload bytes received from publishers.
+    pub bytes_in: u64,
+    /// Packets dropped for some consumer because its queue was full.
+    pub dropped: u64,
+    /// Keyframe requests sent upstream.
+    pub keyframe_requests: u64,
+}
+
+/// Fan-out of one track of a room to its consumers (viewers, and later the HLS tap).
+pub struct TrackHub {
+    kind: TrackKind,
+    queue: usize,
+    subscribers: RwLock<Vec<Subscriber>>,
+    next_id: AtomicU64,
+    cache: Mutex<RetransmitCache<Arc<MediaPacket>>>,
+    pli: Mutex<PliThrottle>,
+    pli_now: AtomicBool,
+    keyframe_wanted: Notify,
+    packets_in: AtomicU64,
+    bytes_in: AtomicU64,
+    dropped: AtomicU64,
+    keyframe_requests: AtomicU64,
+}
+
+impl TrackHub {
+    /// A hub whose consumers each queue up to `queue` packets, keeping `cache` packets for
+    /// retransmission and sending at most one keyframe request per `pli_interval`.
+    pub fn new(kind: TrackKind, queue: usize, cache: usize, pli_interval: Duration) -> Self {
+        Self {
+            kind,
+            queue,
+            subscribers: RwLock::new(Vec::new()),
+            next_id: AtomicU64::new(1),
+            cache: Mutex::new(RetransmitCache::new(cache)),
+            pli: Mutex::new(PliThrottle::new(pli_interval)),
+            pli_now: AtomicBool::new(false),
+            keyframe_wanted: Notify::new(),
+            packets_in: AtomicU64::new(0),
+            bytes_in: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
+            keyframe_requests: AtomicU64::new(0),
+        }
+    }
+
+    /// Audio or video.
+    pub fn kind(&self) -> TrackKind {
+        self.kind
+    }
+
+    /// Adds a consumer with its own bounded queue.
+    pub fn subscribe(&self) -> Subscription {
+        let (tx, rx) = mpsc::channel(self.queue);
+        let dropped = Arc::new(AtomicU64::new(0));
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        self.subscribers
+            .write()
+            .expect("hub lock poisoned")
+            .push(Subscriber {
+                id,
+                tx,
+                dropped: dropped.clone(),
+            });
+        Subscription { rx, dropped, id }
+    }
+
+    /// Removes a consumer.
+    pub fn unsubscribe(&self, id: u64) {
+        self.subscribers
+            .write()
+            .expect("hub lock poisoned")
+            .retain(|s| s.id != id);
+    }
+
+    /// Number of consumers.
+    pub fn subscriber_count(&self) -> usize {
+        self.subscribers.read().expect("hub lock poisoned").len()
+    }
+
+    /// Hands one packet to every consumer without waiting: one `Arc` per packet, a refcount
+    /// and a `try_send` per consumer. A full queue drops the packet for that consumer only.
+    pub fn publish(&self, packet: MediaPacket) {
+        self.packets_in.fetch_add(1, Ordering::Relaxed);
+        self.bytes_in
+            .fetch_add(packet.payload.len() as u64, Ordering::Relaxed);
+        let packet = Arc::new(packet);
+        if self.kind == TrackKind::Video {
+            self.cache
+                .lock()
+                .expect("cache lock poisoned")
+                .insert(packet.seq, packet.clone());
+        }
+        let subscribers = self.subscribers.read().expect("hub lock poisoned");
+        for s in subscribers.iter() {
+            if let Err(mpsc::error::TrySendError::Full(_)) = s.tx.try_send(packet.clone()) {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+                let n = s.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+                // Rate-limited by construction: logs at 1, 2, 4, 8, ... drops.
+                if n.is_power_of_two() {
+                    tracing::warn!(kind = ?self.kind, subscriber = s.id, dropped = n, "slow consumer: queue full, dropping packets for it");
+                }
+            }
+        }
+    }
+
+    /// The cached packet with upstream sequence number `seq`, to answer a NACK.
+    pub fn cached(&self, seq: u16) -> Option<Arc<MediaPacket>> {
+        self.cache
+            .lock()
+            .expect("cache lock poisoned")
+            .get(seq)
+            .cloned()
+    }
+
+    /// Forgets cached packets (a new publisher reuses sequence numbers).
+    pub fn clear_cache(&self) {
+        self.cache.lock().expect("cache lock poisoned").clear();
+    }
+
+    /// Asks the publisher for a keyframe; rate-limited per track (RFC 4585 §6.3.1 PLI).
+    pub fn request_keyframe(&self) {
+        let send_now = self
+            .pli
+            .lock()
+            .expect("pli lock poisoned")
+            .request(Instant::now());
+        if send_now {
+            self.pli_now.store(true, Ordering::Release);
+        }
+        // Wake the publisher either way so it re-arms its timer for a deferred request.
+        self.keyframe_wanted.notify_one();
+    }
+
+    /// For the publisher: true when a keyframe request is due now. Call after
+    /// [`TrackHub::keyframe_wanted`] fires or at [`TrackHub::next_keyframe_deadline`].
+    pub fn take_keyframe_request(&self) -> bool {
+        let due = self.pli_now.swap(false, Ordering::AcqRel)
+            || self
+                .pli
+                .lock()
+                .expect("pli lock poisoned")
+                .poll(Instant::now());
+        if due {
+            self.keyframe_requests.fetch_add(1, Ordering::Relaxed);
+        }
+        due
+    }
+
+    /// When a deferred keyframe request becomes due, if one is pending.
+    pub fn next_keyframe_deadline(&self) -> Option<Instant> {
+        self.pli.lock().expect("pli lock poisoned").poll_timeout()
+    }
+
+    /// Resolves when a consumer asked for a keyframe.
+    pub async fn keyframe_wanted(&self) {
+        self.keyframe_wanted.notified().await;
+    }
+
+    /// A snapshot of the counters.
+    pub fn stats(&self) -> TrackStats {
+        TrackStats {
+            packets_in: self.packets_in.load(Ordering::Relaxed),
+            bytes_in: self.bytes_in.load(Ordering::Relaxed),
+            dropped: self.dropped.load(Ordering::Relaxed),
+            keyframe_requests: self.keyframe_requests.load(Ordering::Relaxed),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn packet(seq: u16) -> MediaPacket {
+        MediaPacket {
+            source: 1,
+            seq,
+            ts: u32::from(seq) * 3000,
+            marker: true,
+            keyframe: seq == 0,
+            payload: Bytes::from_static(&[0x65, 0x88, 0x84]),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_stalled_consumer_loses_packets_alone() {
+        let hub = TrackHub::new(TrackKind::Video, 16, 64, Duration::from_millis(500));
+        let stalled = hub.subscribe();
+        let mut live = hub.subscribe();
+        for seq in 0..100 {
+            hub.publish(packet(seq));
+            // The live consumer keeps up.
+            let got = live.rx.try_recv().expect("live consumer gets every packet");
+            assert_eq!(got.seq, seq);
+        }
+        assert_eq!(stalled.dropped.load(Ordering::Relaxed), 100 - 16);
+        assert_eq!(live.dropped.load(Ordering::Relaxed), 0);
+        assert_eq!(hub.stats().dropped, 84);
+        assert_eq!(hub.stats().packets_in, 100);
+        // The payload is shared, not copied.
+        let a = hub.cached(99).unwrap();
+        assert!(Arc::ptr_eq(&a, &hub.cached(99).unwrap()));
+    }
+
+    #[tokio::test]
+    async fn unsubscribe_and_cache_lookup() {
+        let hub = TrackHub::new(TrackKind::Video, 16, 16, Duration::from_millis(500));
+        let s = hub.subscribe();
+        assert_eq!(hub.subscriber_count(), 1);
+        hub.unsubscribe(s.id);
+        assert_eq!(hub.subscriber_count(), 0);
+        for seq in 0..40 {
+            hub.publish(packet(seq));
+        }
+        assert!(hub.cached(39).is_some());
+        assert!(hub.cached(3).is_none(), "overwritten by newer packets");
+        hub.clear_cache();
+        assert!(hub.cached(39).is_none());
+    }
+
+    #[tokio::test]
+    async fn keyframe_requests_are_coalesced() {
+        let hub = TrackHub::new(TrackKind::Video, 16, 16, Duration::from_secs(60));
+        for _ in 0..50 {
+            hub.request_keyframe();
+        }
+        assert!(hub.take_keyframe_request());
+        assert!(!hub.take_keyframe_request());
+        assert!(hub.next_keyframe_deadline().is_some(), "one deferred request pending");
+        assert_eq!(hub.stats().keyframe_requests, 1);
+    }
+}

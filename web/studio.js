@@ -1,0 +1,233 @@
+// onair web: studio page logic (device selection, preview, WHIP publish, viewer count)
+import { OnairSession, fetchRoom, roomFromPath, tokenFromQuery, setStatus, showMessage } from "/web/onair.js";
+
+const $ = (id) => document.getElementById(id);
+const ui = {
+  status: $("status"),
+  preview: $("preview"),
+  camera: $("camera"),
+  microphone: $("microphone"),
+  goLive: $("go-live"),
+  stop: $("stop"),
+  viewers: $("viewers"),
+  error: $("error"),
+  tokenHelp: $("token-help"),
+  roomName: $("room-name"),
+  watchLink: $("watch-link"),
+};
+
+const VIDEO = { width: { ideal: 1280 }, height: { ideal: 720 }, frameRate: { ideal: 30 } };
+const AUDIO = { echoCancellation: true, noiseSuppression: true, autoGainControl: true };
+const VIEWER_POLL_MS = 2000;
+
+const room = roomFromPath("studio");
+const token = tokenFromQuery();
+const stream = new MediaStream();
+let session = null;
+
+function fail(message) {
+  showMessage(ui.error, message);
+}
+
+function showTokenHelp() {
+  const command = document.createElement("code");
+  command.textContent = `onair token --room ${room} --role broadcaster --name YOUR_NAME`;
+  const suffix = document.createElement("code");
+  suffix.textContent = "?token=<the printed token>";
+  ui.tokenHelp.replaceChildren(
+    "This studio link has no token, so it cannot go live. On the server, run ",
+    command,
+    " and open this page again with ",
+    suffix,
+    " at the end of the address (onair serve also prints a ready-made studio link when it starts).",
+  );
+  ui.tokenHelp.hidden = false;
+}
+
+function constraints(kind, deviceId) {
+  const base = kind === "video" ? VIDEO : AUDIO;
+  return deviceId ? { ...base, deviceId: { exact: deviceId } } : base;
+}
+
+function mediaErrorText(error) {
+  switch (error?.name) {
+    case "NotAllowedError":
+      return "Camera and microphone access was denied. Allow it in the browser's site settings, then reload.";
+    case "NotReadableError":
+      return "The camera or microphone is in use by another program.";
+    case "NotFoundError":
+    case "OverconstrainedError":
+      return "No camera or microphone was found.";
+    default:
+      return `Cannot open the camera or microphone: ${error?.message ?? error}`;
+  }
+}
+
+/** Opens the default camera and microphone; falls back to whichever one works alone. */
+async function openDefaultMedia() {
+  try {
+    const media = await navigator.mediaDevices.getUserMedia({ video: VIDEO, audio: AUDIO });
+    media.getTracks().forEach((track) => stream.addTrack(track));
+    return;
+  } catch (error) {
+    if (error.name === "NotAllowedError") throw error;
+  }
+  let lastError = null;
+  for (const kind of ["video", "audio"]) {
+    try {
+      const media = await navigator.mediaDevices.getUserMedia({ [kind]: constraints(kind) });
+      media.getTracks().forEach((track) => stream.addTrack(track));
+    } catch (error) {
+      lastError = error;
+    }
+  }
+  if (stream.getTracks().length === 0) throw lastError;
+}
+
+async function refreshDeviceLists() {
+  const devices = await navigator.mediaDevices.enumerateDevices();
+  fillSelect(ui.camera, devices.filter((d) => d.kind === "videoinput"), "video", "Camera");
+  fillSelect(ui.microphone, devices.filter((d) => d.kind === "audioinput"), "audio", "Microphone");
+}
+
+function fillSelect(select, devices, kind, fallbackLabel) {
+  const current = stream.getTracks().find((t) => t.kind === kind)?.getSettings().deviceId;
+  const options = devices.map((device, i) => {
+    const option = document.createElement("option");
+    option.value = device.deviceId;
+    option.textContent = device.label || `${fallbackLabel} ${i + 1}`;
+    option.selected = device.deviceId === current;
+    return option;
+  });
+  if (options.length === 0) {
+    const option = document.createElement("option");
+    option.textContent = "none found";
+    options.push(option);
+  }
+  select.replaceChildren(...options);
+  select.disabled = devices.length === 0;
+}
+
+/** Switches the camera or microphone, also on the air (no renegotiation: replaceTrack). */
+async function switchDevice(kind, deviceId) {
+  showMessage(ui.error, "");
+  let track;
+  try {
+    const media = await navigator.mediaDevices.getUserMedia({ [kind]: constraints(kind, deviceId) });
+    track = media.getTracks()[0];
+  } catch (error) {
+    fail(mediaErrorText(error));
+    return;
+  }
+  for (const old of stream.getTracks().filter((t) => t.kind === kind)) {
+    stream.removeTrack(old);
+    old.stop();
+  }
+  stream.addTrack(track);
+  ui.preview.srcObject = stream;
+  const sender = session?.transceiver(kind)?.sender;
+  if (sender) await sender.replaceTrack(track);
+  await refreshDeviceLists();
+}
+
+async function goLive() {
+  if (!token || session) return;
+  if (stream.getTracks().length === 0) {
+    fail("Nothing to send: no camera or microphone is open.");
+    return;
+  }
+  showMessage(ui.error, "");
+  ui.goLive.disabled = true;
+  ui.stop.disabled = false;
+  setStatus(ui.status, "connecting", "connecting…");
+  const current = new OnairSession(`/whip/${encodeURIComponent(room)}`, {
+    token,
+    onStateChange: (state) => onConnectionState(current, state),
+  });
+  session = current;
+  try {
+    await current.publish(stream);
+  } catch (error) {
+    if (session !== current) return; // stopped meanwhile
+    await endSession();
+    setStatus(ui.status, "error", "not live");
+    fail(`Could not go live: ${error.message}`);
+  }
+}
+
+function onConnectionState(current, state) {
+  if (session !== current) return;
+  if (state === "connected") {
+    setStatus(ui.status, "live", "live");
+  } else if (state === "disconnected") {
+    setStatus(ui.status, "connecting", "connection unstable…");
+  } else if (state === "failed") {
+    endSession();
+    setStatus(ui.status, "error", "not live");
+    fail("The media connection to the server failed (are its UDP ports reachable?). Try going live again.");
+  }
+}
+
+async function endSession() {
+  const current = session;
+  session = null;
+  ui.goLive.disabled = !token;
+  ui.stop.disabled = true;
+  await current?.close();
+}
+
+async function stop() {
+  await endSession();
+  setStatus(ui.status, "idle", "offline");
+}
+
+async function pollViewers() {
+  try {
+    const info = await fetchRoom(room, token);
+    ui.viewers.textContent = String(info.viewers ?? 0);
+  } catch {
+    ui.viewers.textContent = "–";
+  }
+  setTimeout(pollViewers, VIEWER_POLL_MS);
+}
+
+async function init() {
+  if (!room) {
+    setStatus(ui.status, "error", "no room");
+    fail("This address names no room. Open /studio/<room>?token=<token>.");
+    return;
+  }
+  document.title = `onair studio · ${room}`;
+  ui.roomName.textContent = room;
+  const watchUrl = `${location.origin}/watch/${encodeURIComponent(room)}`;
+  ui.watchLink.href = watchUrl;
+  ui.watchLink.textContent = watchUrl;
+  if (!token) showTokenHelp();
+  pollViewers();
+
+  if (!navigator.mediaDevices?.getUserMedia) {
+    setStatus(ui.status, "error", "no camera access");
+    fail("The browser allows camera access only on secure pages: open the studio over HTTPS (onair serve --https) or on localhost.");
+    return;
+  }
+  setStatus(ui.status, "idle", "opening camera…");
+  try {
+    await openDefaultMedia();
+  } catch (error) {
+    setStatus(ui.status, "error", "no camera");
+    fail(mediaErrorText(error));
+    return;
+  }
+  ui.preview.srcObject = stream;
+  await refreshDeviceLists();
+  navigator.mediaDevices.addEventListener("devicechange", () => refreshDeviceLists());
+  ui.camera.addEventListener("change", () => switchDevice("video", ui.camera.value));
+  ui.microphone.addEventListener("change", () => switchDevice("audio", ui.microphone.value));
+  ui.goLive.addEventListener("click", goLive);
+  ui.stop.addEventListener("click", stop);
+  ui.goLive.disabled = !token;
+  setStatus(ui.status, "idle", "offline");
+}
+
+addEventListener("pagehide", () => session?.close());
+init();

@@ -1,0 +1,191 @@
+// onair web: watch page logic (WHEP playback, waiting/live status, automatic reconnect, viewer count)
+import { OnairSession, fetchRoom, roomFromPath, tokenFromQuery, setStatus, showMessage } from "/web/onair.js";
+
+const $ = (id) => document.getElementById(id);
+const ui = {
+  status: $("status"),
+  video: $("video"),
+  overlay: $("overlay"),
+  unmute: $("unmute"),
+  retry: $("retry"),
+  viewers: $("viewers"),
+  error: $("error"),
+  detail: $("detail"),
+  roomName: $("room-name"),
+};
+
+const ROOM_POLL_MS = 2000;
+const TICK_MS = 500;
+const FRAME_GAP_MS = 1500; // no decoded frame for this long: the broadcaster is gone
+const DISCONNECT_GRACE_MS = 3000; // "disconnected" often heals by itself
+const BACKOFF_MIN_MS = 1000;
+const BACKOFF_MAX_MS = 5000;
+
+const room = roomFromPath("watch");
+const token = tokenFromQuery();
+
+let session = null;
+let attempt = 0;
+let retryTimer = 0;
+let disconnectTimer = 0;
+let roomLive = null; // from the API; null while unknown
+let media = { frames: 0, audioPackets: 0, lastFrameAt: 0, lastAudioAt: 0 };
+
+function show(state, text) {
+  setStatus(ui.status, state, text);
+  ui.overlay.textContent = text;
+  ui.overlay.hidden = state === "live";
+}
+
+function connect() {
+  clearTimeout(retryTimer);
+  showMessage(ui.error, "");
+  ui.retry.hidden = true;
+  if (attempt === 0) show("connecting", "connecting…");
+  const current = new OnairSession(`/whep/${encodeURIComponent(room)}`, {
+    token,
+    onStateChange: (state) => onConnectionState(current, state),
+  });
+  session = current;
+  media = { frames: 0, audioPackets: 0, lastFrameAt: 0, lastAudioAt: 0 };
+  current.play().then(
+    (stream) => {
+      if (session !== current) return;
+      ui.video.srcObject = stream;
+      ui.video.play().catch(() => {});
+    },
+    (error) => {
+      if (session !== current) return;
+      session = null;
+      current.close();
+      if (error.permanent) {
+        show("error", "cannot play");
+        showMessage(ui.error, error.message);
+        ui.retry.hidden = false;
+      } else {
+        scheduleReconnect(error.message);
+      }
+    },
+  );
+}
+
+function onConnectionState(current, state) {
+  if (session !== current) return;
+  clearTimeout(disconnectTimer);
+  if (state === "connected") {
+    attempt = 0;
+    showMessage(ui.detail, "");
+    updateStatus();
+  } else if (state === "disconnected") {
+    show("connecting", "connection unstable…");
+    disconnectTimer = setTimeout(() => {
+      if (session === current) reconnect("the connection was lost");
+    }, DISCONNECT_GRACE_MS);
+  } else if (state === "failed") {
+    reconnect("the connection failed");
+  }
+}
+
+function reconnect(reason) {
+  const old = session;
+  session = null;
+  old?.close();
+  scheduleReconnect(reason);
+}
+
+function scheduleReconnect(reason) {
+  const delay = Math.min(BACKOFF_MIN_MS * 2 ** attempt, BACKOFF_MAX_MS);
+  attempt += 1;
+  show("reconnecting", `reconnecting in ${Math.round(delay / 1000)} s…`);
+  showMessage(ui.detail, reason ? `Last attempt: ${reason}` : "");
+  retryTimer = setTimeout(connect, delay);
+}
+
+/** Samples decoded video frames and received audio packets from the PeerConnection. */
+async function sampleMedia() {
+  const pc = session?.pc;
+  if (!pc || pc.connectionState !== "connected") return;
+  const stats = await pc.getStats();
+  let frames = 0;
+  let audioPackets = 0;
+  stats.forEach((report) => {
+    if (report.type !== "inbound-rtp") return;
+    if (report.kind === "video") frames += report.framesDecoded ?? 0;
+    if (report.kind === "audio") audioPackets += report.packetsReceived ?? 0;
+  });
+  const now = performance.now();
+  if (frames > media.frames) media.lastFrameAt = now;
+  if (audioPackets > media.audioPackets) media.lastAudioAt = now;
+  media.frames = frames;
+  media.audioPackets = audioPackets;
+}
+
+/** Live while frames arrive; otherwise waiting (or starting when the API already says live). */
+function updateStatus() {
+  if (session?.pc?.connectionState !== "connected") return;
+  const now = performance.now();
+  const video = media.lastFrameAt > 0 && now - media.lastFrameAt < FRAME_GAP_MS;
+  const audio = media.lastAudioAt > 0 && now - media.lastAudioAt < FRAME_GAP_MS;
+  if (video) show("live", "live");
+  else if (audio && roomLive) show("live", "live (audio only)");
+  else if (roomLive) show("starting", "starting…");
+  else show("waiting", "waiting for the broadcaster");
+}
+
+async function tick() {
+  try {
+    await sampleMedia();
+  } catch {
+    // The PeerConnection closed during getStats; the next tick sees the new one.
+  }
+  updateStatus();
+  setTimeout(tick, TICK_MS);
+}
+
+async function pollRoom() {
+  try {
+    const info = await fetchRoom(room, token);
+    roomLive = Boolean(info.live);
+    ui.viewers.textContent = String(info.viewers ?? 0);
+  } catch {
+    roomLive = null;
+  }
+  setTimeout(pollRoom, ROOM_POLL_MS);
+}
+
+function toggleSound() {
+  const unmuting = ui.video.muted;
+  ui.video.muted = !unmuting;
+  ui.unmute.textContent = unmuting ? "Mute" : "Unmute";
+  ui.unmute.setAttribute("aria-pressed", String(unmuting));
+  if (unmuting) {
+    ui.video.play().catch(() => {
+      ui.video.muted = true;
+      ui.unmute.textContent = "Unmute";
+      ui.unmute.setAttribute("aria-pressed", "false");
+      showMessage(ui.error, "The browser blocked the sound; press Unmute again.");
+    });
+  }
+}
+
+function init() {
+  if (!room) {
+    show("error", "no room");
+    showMessage(ui.error, "This address names no room. Open /watch/<room>.");
+    ui.unmute.disabled = true;
+    return;
+  }
+  document.title = `${room} · onair`;
+  ui.roomName.textContent = room;
+  ui.unmute.addEventListener("click", toggleSound);
+  ui.retry.addEventListener("click", () => {
+    attempt = 0;
+    connect();
+  });
+  addEventListener("pagehide", () => session?.close());
+  connect();
+  pollRoom();
+  tick();
+}
+
+init();
