@@ -73,7 +73,6 @@ fn media_engine() -> Result<(MediaEngine, Registry), ClientError> {
         RTCRtpCodecParameters {
             rtp_codec: h264_codec(),
             payload_type: H264_PAYLOAD_TYPE,
-            ..Default::default()
         },
         RtpCodecKind::Video,
     )?;
@@ -81,7 +80,6 @@ fn media_engine() -> Result<(MediaEngine, Registry), ClientError> {
         RTCRtpCodecParameters {
             rtp_codec: opus_codec(),
             payload_type: OPUS_PAYLOAD_TYPE,
-            ..Default::default()
         },
         RtpCodecKind::Audio,
     )?;

@@ -94,7 +94,6 @@ pub fn router(app: App) -> Router {
                 .delete(delete_whep)
                 .options(preflight),
         )
-        .layer(middleware::from_fn(accept_post))
         .layer(DefaultBodyLimit::max(MAX_SDP_BYTES))
         .layer(middleware::from_fn(json_limit_errors));
     Router::new()
@@ -103,6 +102,7 @@ pub fn router(app: App) -> Router {
         .merge(web::routes())
         .fallback(|| async { ApiError::not_found("no such route") })
         .layer(cors())
+        .layer(middleware::from_fn(accept_post))
         .with_state(app)
 }
 
@@ -130,9 +130,11 @@ async fn preflight() -> StatusCode {
     StatusCode::NO_CONTENT
 }
 
-/// WHIP/WHEP `OPTIONS` answers say which body `POST` takes (RFC 9725 §4.2).
+/// WHIP/WHEP `OPTIONS` answers, preflight or not, say which body `POST` takes (RFC 9725 §4.2).
 async fn accept_post(request: Request, next: Next) -> Response {
-    let is_options = request.method() == Method::OPTIONS;
+    let path = request.uri().path();
+    let is_options = request.method() == Method::OPTIONS
+        && (path.starts_with("/whip/") || path.starts_with("/whep/"));
     let mut response = next.run(request).await;
     if is_options {
         response

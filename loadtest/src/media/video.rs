@@ -52,7 +52,7 @@ impl VideoConfig {
     /// Checks the limits documented on each field.
     pub fn validate(&self) -> Result<(), MediaError> {
         let bad = |why: &str| Err(MediaError::Config(format!("{why}: {self:?}")));
-        if self.width % 2 != 0 || self.height % 2 != 0 {
+        if !self.width.is_multiple_of(2) || !self.height.is_multiple_of(2) {
             return bad("width and height must be even");
         }
         if !(16..=3840).contains(&self.width) || !(16..=2160).contains(&self.height) {
@@ -298,7 +298,7 @@ impl LiveEncoder {
         let index = self.index;
         self.index += 1;
         let interval = u64::from(self.config.keyframe_interval_frames);
-        if std::mem::take(&mut self.force_next) || (interval > 0 && index % interval == 0) {
+        if std::mem::take(&mut self.force_next) || (interval > 0 && index.is_multiple_of(interval)) {
             self.encoder.force_intra_frame();
         }
         self.pattern.render(index, &mut self.picture);

@@ -1,4 +1,4 @@
-//! Bit-level reader for H.264 RBSP syntax (ITU-T H.264 §7.2, Exp-Golomb §9.1), used by SPS
+//! RBSP extraction and bit-level reading of H.264 syntax (ITU-T H.264 §7.2, §7.4.1, Exp-Golomb §9.1), used by SPS
 //! parsing for stream info and the HLS tap's `avcC`. Pure.
 
 use super::error::H264Error;
@@ -56,6 +56,21 @@ impl<'a> BitReader<'a> {
     }
 }
 
+/// Remove `emulation_prevention_three_byte`s: every 0x03 after two zero bytes (§7.4.1).
+pub(crate) fn remove_emulation_prevention(ebsp: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(ebsp.len());
+    let mut zeros = 0;
+    for &byte in ebsp {
+        if zeros >= 2 && byte == 0x03 {
+            zeros = 0;
+            continue;
+        }
+        zeros = if byte == 0 { zeros + 1 } else { 0 };
+        out.push(byte);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -98,4 +113,17 @@ mod tests {
         assert_eq!(BitReader::new(&[0x00]).ue(), Err(H264Error::Truncated));
         assert_eq!(BitReader::new(&[]).ue(), Err(H264Error::Truncated));
     }
+
+    #[test]
+    fn removes_emulation_prevention_only_after_two_zeros() {
+        assert_eq!(remove_emulation_prevention(&[0, 0, 3, 1]), vec![0, 0, 1]);
+        assert_eq!(
+            remove_emulation_prevention(&[0, 0, 3, 0, 0, 3]),
+            vec![0, 0, 0, 0]
+        );
+        assert_eq!(remove_emulation_prevention(&[0, 3, 0, 3]), vec![0, 3, 0, 3]);
+        assert_eq!(remove_emulation_prevention(&[0, 0, 0, 3]), vec![0, 0, 0]);
+    }
+
+    use crate::core::h264::sps_writer::{Fields, build};
 }

@@ -2,7 +2,7 @@
 //! `avcC` (media path: `ingest::Publisher` -> `egress::hls`). Pure; called per SPS, not per
 //! packet.
 
-use super::bit_reader::BitReader;
+use super::bit_reader::{BitReader, remove_emulation_prevention};
 use super::error::H264Error;
 use super::nal::{SPS, nal_type};
 
@@ -156,21 +156,6 @@ pub fn parse_sps(nal: &[u8]) -> Result<Sps, H264Error> {
     })
 }
 
-/// Remove `emulation_prevention_three_byte`s: every 0x03 after two zero bytes (§7.4.1).
-fn remove_emulation_prevention(ebsp: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(ebsp.len());
-    let mut zeros = 0;
-    for &byte in ebsp {
-        if zeros >= 2 && byte == 0x03 {
-            zeros = 0;
-            continue;
-        }
-        zeros = if byte == 0 { zeros + 1 } else { 0 };
-        out.push(byte);
-    }
-    out
-}
-
 /// Read past one `scaling_list()` (§7.3.2.1.1.1) of `size` coefficients.
 fn skip_scaling_list(r: &mut BitReader<'_>, size: usize) -> Result<(), H264Error> {
     let mut last_scale: i32 = 8;
@@ -308,19 +293,6 @@ mod tests {
             })
         );
     }
-
-    #[test]
-    fn removes_emulation_prevention_only_after_two_zeros() {
-        assert_eq!(remove_emulation_prevention(&[0, 0, 3, 1]), vec![0, 0, 1]);
-        assert_eq!(
-            remove_emulation_prevention(&[0, 0, 3, 0, 0, 3]),
-            vec![0, 0, 0, 0]
-        );
-        assert_eq!(remove_emulation_prevention(&[0, 3, 0, 3]), vec![0, 3, 0, 3]);
-        assert_eq!(remove_emulation_prevention(&[0, 0, 0, 3]), vec![0, 0, 0]);
-    }
-
-    use crate::core::h264::sps_writer::{Fields, build};
 
     #[test]
     fn scaling_lists_are_skipped_exactly() {
