@@ -1,5 +1,5 @@
-//! RBSP extraction and bit-level reading of H.264 syntax (ITU-T H.264 §7.2, §7.4.1, Exp-Golomb §9.1), used by SPS
-//! parsing for stream info and the HLS tap's `avcC`. Pure.
+//! RBSP extraction and bit-level reading of H.264 syntax (ITU-T H.264 §7.2, §7.4.1, Exp-Golomb
+//! §9.1), used by SPS parsing for stream info and the HLS tap's `avcC`. Pure.
 
 use super::error::H264Error;
 
@@ -124,6 +124,4 @@ mod tests {
         assert_eq!(remove_emulation_prevention(&[0, 3, 0, 3]), vec![0, 3, 0, 3]);
         assert_eq!(remove_emulation_prevention(&[0, 0, 0, 3]), vec![0, 0, 0]);
     }
-
-    use crate::core::h264::sps_writer::{Fields, build};
 }

@@ -194,6 +194,7 @@ fn cropped(full: u64, crop: u64, field: &'static str) -> Result<u32, H264Error> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::h264::sps_writer::{Fields, build};
 
     // Real SPS NAL units written by libx264 (`ffmpeg -f lavfi -i testsrc=size=WxH -c:v libx264
     // -profile:v P -pix_fmt F -f h264`); expected values are the encode settings, and the

@@ -47,13 +47,13 @@ struct Writer {
 impl Writer {
     fn u(&mut self, n: u32, value: u64) {
         for i in (0..n).rev() {
-            if self.used % 8 == 0 {
+            if self.used.is_multiple_of(8) {
                 self.bytes.push(0);
             }
-            if (value >> i) & 1 == 1 {
-                if let Some(last) = self.bytes.last_mut() {
-                    *last |= 0x80 >> (self.used % 8);
-                }
+            if (value >> i) & 1 == 1
+                && let Some(last) = self.bytes.last_mut()
+            {
+                *last |= 0x80 >> (self.used % 8);
             }
             self.used += 1;
         }

@@ -1,0 +1,99 @@
+//! End-to-end media through the real server: a Rust WHIP publisher sends real H.264 (openh264,
+//! moving test pattern) and Opus; Rust WHEP viewers decode what they receive.
+
+mod common;
+
+use std::time::Duration;
+
+use common::TestServer;
+use onair::auth::Role;
+use onair_loadtest::media::{AudioConfig, VideoConfig};
+use onair_loadtest::whep::{ViewOptions, Viewer, ViewerStats};
+use onair_loadtest::whip::{PublishOptions, Publisher};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+/// 320x240 at 30 fps; keyframes only at the start and on request, so a viewer that joins
+/// later decodes only if onair asked the publisher for a keyframe (PLI).
+fn video() -> VideoConfig {
+    VideoConfig {
+        width: 320,
+        height: 240,
+        fps: 30,
+        bitrate_bps: 400_000,
+        keyframe_interval_frames: 0,
+    }
+}
+
+async fn publish(s: &TestServer, room: &str, sub: &str) -> Publisher {
+    let p = Publisher::connect(PublishOptions {
+        base_url: s.base.clone(),
+        room: room.into(),
+        token: Some(s.token(room, Role::Broadcaster, sub)),
+        video: Some(video()),
+        audio: Some(AudioConfig::default()),
+        ..Default::default()
+    })
+    .await
+    .expect("publisher connects");
+    p.wait_connected(WAIT).await.expect("publisher ICE/DTLS connects");
+    p
+}
+
+async fn view(s: &TestServer, room: &str) -> Viewer {
+    let v = Viewer::connect(ViewOptions {
+        base_url: s.base.clone(),
+        room: room.into(),
+        decode: true,
+        ..Default::default()
+    })
+    .await
+    .expect("viewer connects");
+    v.wait_connected(WAIT).await.expect("viewer ICE/DTLS connects");
+    v
+}
+
+fn assert_clean(stats: &ViewerStats) {
+    let v = &stats.video;
+    assert_eq!(v.first_packet_keyframe, Some(true), "first forwarded video packet starts a keyframe: {v:?}");
+    assert_eq!(v.distinct_ssrcs, 1, "one SSRC per viewer track: {v:?}");
+    assert_eq!(v.seq_backwards, 0, "{v:?}");
+    assert_eq!(v.ts_backwards, 0, "{v:?}");
+    assert_eq!(v.decode_errors, 0, "{v:?}");
+    assert_eq!((v.width, v.height), (320, 240));
+    let a = &stats.audio;
+    assert_eq!(a.distinct_ssrcs, 1, "{a:?}");
+    assert_eq!(a.seq_backwards, 0, "{a:?}");
+    assert_eq!(a.ts_backwards, 0, "{a:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn viewers_decode_the_publishers_h264_and_receive_opus() {
+    let s = TestServer::start().await;
+    let publisher = publish(&s, "live", "alice").await;
+    let mut viewers = Vec::new();
+    for _ in 0..3 {
+        viewers.push(view(&s, "live").await);
+    }
+    for v in &viewers {
+        let stats = v
+            .wait_for(|st| st.video.frames_decoded >= 45 && st.audio.packets >= 50, WAIT)
+            .await
+            .expect("viewer decodes video and receives audio");
+        assert_clean(&stats);
+    }
+    let room = s
+        .wait_room("live", WAIT, |r| r["live"] == true && r["viewers"] == 3)
+        .await;
+    assert_eq!(room["publishers"], 1);
+    assert_eq!(room["publisher"]["user"], "alice");
+    let sent = publisher.stats();
+    assert!(sent.plis_received >= 1, "joining viewers asked for a keyframe: {sent:?}");
+    assert!(sent.keyframes_sent >= 2, "{sent:?}");
+    for v in viewers {
+        v.close().await.expect("viewer DELETE");
+    }
+    publisher.close().await.expect("publisher DELETE");
+    s.wait_room("live", WAIT, |r| r["viewers"] == 0 && r["publishers"] == 0).await;
+    s.stop().await;
+}
