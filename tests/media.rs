@@ -97,3 +97,70 @@ async fn viewers_decode_the_publishers_h264_and_receive_opus() {
     s.wait_room("live", WAIT, |r| r["viewers"] == 0 && r["publishers"] == 0).await;
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn viewers_keep_one_continuous_stream_when_the_broadcaster_leaves_and_returns() {
+    let s = TestServer::start().await;
+    // The viewer arrives first and waits for the broadcaster.
+    let viewer = view(&s, "stage").await;
+    let first = publish(&s, "stage", "bob").await;
+    let before = viewer
+        .wait_for(|st| st.video.frames_decoded >= 30 && st.audio.packets >= 30, WAIT)
+        .await
+        .expect("media from the first session");
+    first.close().await.expect("DELETE");
+    s.wait_room("stage", WAIT, |r| r["publishers"] == 0 && r["viewers"] == 1).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    // A new WHIP session: new SSRCs, new random sequence numbers and timestamps upstream.
+    let second = publish(&s, "stage", "bob").await;
+    let after = viewer
+        .wait_for(
+            |st| {
+                st.video.frames_decoded >= before.video.frames_decoded + 30
+                    && st.audio.packets >= before.audio.packets + 30
+            },
+            WAIT,
+        )
+        .await
+        .expect("the same viewer session resumes with the new publisher");
+    assert_clean(&after);
+    assert_eq!(after.video.ssrc, before.video.ssrc, "SSRC unchanged across publishers");
+    assert_eq!(after.audio.ssrc, before.audio.ssrc);
+    assert!(after.video.keyframes >= 2, "resumed at a keyframe: {:?}", after.video);
+    second.close().await.unwrap();
+    viewer.close().await.unwrap();
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_stalled_viewer_does_not_lower_the_frame_rate_of_others() {
+    let s = TestServer::start().await;
+    let publisher = publish(&s, "busy", "carol").await;
+    let healthy = view(&s, "busy").await;
+    let stalled = view(&s, "busy").await;
+    healthy
+        .wait_for(|st| st.video.frames_decoded >= 15, WAIT)
+        .await
+        .expect("healthy viewer decodes");
+    stalled.stall();
+
+    // Over the same window, the healthy viewer decodes (nearly) every frame that was sent.
+    let sent_before = publisher.stats().frames_sent;
+    let decoded_before = healthy.stats().video.frames_decoded;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let sent = publisher.stats().frames_sent - sent_before;
+    let decoded = healthy.stats().video.frames_decoded - decoded_before;
+    assert!(sent >= 30, "publisher kept sending: {sent}");
+    assert!(
+        decoded * 10 >= sent * 9,
+        "healthy viewer decoded {decoded} of {sent} frames while another viewer stalled"
+    );
+    let stalled_stats = stalled.stats();
+    assert!(stalled_stats.stalled);
+    stalled.resume();
+    healthy.close().await.unwrap();
+    stalled.close().await.unwrap();
+    publisher.close().await.unwrap();
+    s.stop().await;
+}

@@ -12,5 +12,5 @@ mod sps_writer;
 
 pub use error::H264Error;
 pub use keyframe::{contains_sps, find_nal, is_keyframe_start};
-pub use nal::nal_type;
+pub use nal::{AUD, FU_A, IDR, PPS, SEI, SPS, STAP_A, nal_type};
 pub use sps::{Sps, parse_sps};

@@ -4,15 +4,25 @@
 /// The SPS fields a test chooses; everything else is written with fixed values.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Fields {
+    /// `profile_idc`.
     pub profile: u8,
+    /// `level_idc`.
     pub level: u8,
+    /// `seq_parameter_set_id`.
     pub id: u32,
+    /// `chroma_format_idc` (written for profiles 100 and 244 only).
     pub chroma: u32,
+    /// `separate_colour_plane_flag` (written when `chroma` is 3).
     pub separate: bool,
+    /// Write a scaling matrix with present, absent and early-ended lists.
     pub scaling: bool,
+    /// `pic_order_cnt_type`.
     pub poc_type: u32,
+    /// Width in macroblocks.
     pub width_mbs: u32,
+    /// Height in map units (macroblocks, or macroblock pairs for fields).
     pub height_map_units: u32,
+    /// `frame_mbs_only_flag`.
     pub frame_mbs_only: bool,
     /// left, right, top, bottom; all zero means no cropping.
     pub crop: [u32; 4],

@@ -3,8 +3,8 @@
 
 use super::sources::{SourceEvent, SourceTracker};
 
-/// Holds a viewer's video back until a keyframe starts (RFC 6184 §8.1: decoding needs an IDR
-/// with its parameter sets), and again whenever the upstream source changes until that source
+/// Holds a viewer's video back until a keyframe starts (an H.264 decoder can only start at an
+/// IDR picture with its SPS/PPS; RFC 4585 §6.3.1 PLI is how one is requested), and again whenever the upstream source changes until that source
 /// sends a keyframe. Packets from a replaced source are refused without touching the state.
 /// Audio tracks do not use it.
 #[derive(Debug, Clone, Default)]

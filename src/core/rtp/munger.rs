@@ -56,7 +56,8 @@ struct Newest {
 }
 
 /// Rewrites SSRC, sequence number, timestamp and payload type so that a viewer sees one
-/// continuous RTP stream (RFC 3550 §5.1, §8.2) even when the upstream publisher changes.
+/// continuous RTP stream even when the upstream publisher changes (RFC 3550 §5.1 header fields,
+/// rewritten as a Selective Forwarding Middlebox does, RFC 7667 §3.7).
 ///
 /// Within one source the mapping is a constant offset, so reordering, gaps (loss) and equal
 /// timestamps of one frame pass through unchanged in shape and the viewer's NACKs stay

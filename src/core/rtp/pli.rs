@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 /// Rate-limits Picture Loss Indication requests (RFC 4585 §6.3.1) sent to a publisher.
 ///
-/// At most one PLI per `min_interval` (RFC 4585 §3.5.2 asks receivers not to flood feedback);
+/// At most one PLI per `min_interval` (RFC 4585 §3 limits how often feedback may be sent);
 /// a request inside the interval is remembered and comes out of [`PliThrottle::poll`] once the
 /// interval has passed, so no request is lost and a burst costs at most two PLIs.
 #[derive(Debug, Clone)]

@@ -9,7 +9,7 @@ const MIN_CAPACITY: usize = 16;
 const MAX_CAPACITY: usize = 1 << 15;
 
 /// A fixed-size ring of recent packets indexed by their 16-bit RTP sequence number, used to
-/// retransmit lost packets (RFC 4588 §3 history; requested by Generic NACK, RFC 4585 §6.2.1).
+/// retransmit lost packets (the history behind RFC 4588 retransmission; asked for by Generic NACK, RFC 4585 §6.2.1).
 ///
 /// Each slot keeps the sequence number it was stored under, so a lookup for a sequence number
 /// whose slot has since been taken by a newer packet returns `None`. Call

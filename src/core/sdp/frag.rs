@@ -13,7 +13,7 @@ pub struct FragMedia {
     /// Each `a=candidate` attribute without the `a=` (`candidate:...`), as an
     /// `RTCIceCandidateInit.candidate` string (RFC 8839 §5.1).
     pub candidates: Vec<String>,
-    /// `a=end-of-candidates` was given for this section, or at session level (RFC 8840 §8.2).
+    /// `a=end-of-candidates` was given for this section, or at session level (RFC 8840).
     pub end_of_candidates: bool,
 }
 
@@ -30,7 +30,7 @@ pub struct SdpFrag {
 
 impl SdpFrag {
     /// Whether the fragment asks for an ICE restart: it carries a ufrag different from the
-    /// current one (RFC 8839 §4.4.1.1.1, RFC 9725 §4.3.2).
+    /// current one (RFC 9725 §4.3.2).
     pub fn is_ice_restart(&self, current_ufrag: &str) -> bool {
         self.ice_ufrag
             .as_deref()
