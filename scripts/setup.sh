@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs what the tests need on a fresh Debian machine, idempotently: Debian's Chromium (for
+# the browser tests), libopus + pkg-config (the Rust test clients encode Opus), and the browser
+# test's npm packages (playwright-core only: it drives the system Chromium, downloads nothing).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
+pkg-config --exists opus 2>/dev/null || need+=(libopus-dev)
+command -v node >/dev/null 2>&1 || need+=(nodejs npm)
+
+if [ ${#need[@]} -gt 0 ]; then
+  echo "setup: installing ${need[*]}"
+  SUDO=""
+  [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+# npm ci only when the lock file changed since the last install.
+lock=tests/browser/package-lock.json
+stamp=tests/browser/node_modules/.onair-lock
+if [ ! -f "$stamp" ] || ! cmp -s "$lock" "$stamp"; then
+  echo "setup: installing browser test packages"
+  (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
+  cp "$lock" "$stamp"
+fi
