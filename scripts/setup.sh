@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 need=()
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
 pkg-config --exists opus 2>/dev/null || need+=(libopus-dev)
 command -v node >/dev/null 2>&1 || need+=(nodejs npm)
 

@@ -182,13 +182,26 @@ async function stop() {
 }
 
 async function pollViewers() {
+  const asked = ui.status.dataset.state === "live" ? session : null;
   try {
     const info = await fetchRoom(room, token);
     ui.viewers.textContent = String(info.viewers ?? 0);
+    if (asked && asked === session && wasReplaced(asked, info.publisher)) {
+      await endSession();
+      setStatus(ui.status, "error", "not live");
+      fail("This room went live from another tab or device with the same token, so this one stopped.");
+    }
   } catch {
     ui.viewers.textContent = "–";
   }
   setTimeout(pollViewers, VIEWER_POLL_MS);
+}
+
+/** True when the room's publisher is another WHIP session than ours (same user went live elsewhere). */
+function wasReplaced(current, publisher) {
+  const id = publisher?.session;
+  if (typeof id !== "string" || !id || !current.resource) return false;
+  return !new URL(current.resource).pathname.endsWith(`/${id}`);
 }
 
 async function init() {

@@ -126,6 +126,7 @@ function updateStatus() {
   const now = performance.now();
   const video = media.lastFrameAt > 0 && now - media.lastFrameAt < FRAME_GAP_MS;
   const audio = media.lastAudioAt > 0 && now - media.lastAudioAt < FRAME_GAP_MS;
+  if (!video && ui.status.dataset.state === "live") refreshRoom(); // frames stopped: ask now
   if (video) show("live", "live");
   else if (audio && roomLive) show("live", "live (audio only)");
   else if (roomLive) show("starting", "starting…");
@@ -142,14 +143,26 @@ async function tick() {
   setTimeout(tick, TICK_MS);
 }
 
+let roomRequest = null;
+
+/** Refreshes `roomLive` and the viewer count (one request at a time). */
+function refreshRoom() {
+  roomRequest ??= fetchRoom(room, token)
+    .then((info) => {
+      roomLive = Boolean(info.live);
+      ui.viewers.textContent = String(info.viewers ?? 0);
+    })
+    .catch(() => {
+      roomLive = null;
+    })
+    .finally(() => {
+      roomRequest = null;
+    });
+  return roomRequest;
+}
+
 async function pollRoom() {
-  try {
-    const info = await fetchRoom(room, token);
-    roomLive = Boolean(info.live);
-    ui.viewers.textContent = String(info.viewers ?? 0);
-  } catch {
-    roomLive = null;
-  }
+  await refreshRoom();
   setTimeout(pollRoom, ROOM_POLL_MS);
 }
 

@@ -21,8 +21,8 @@ pub use media::{
     AudioConfig, AudioSource, DecodedFrame, EncodedFrame, LumaFrame, TestPattern, VideoConfig,
     VideoDecoder, VideoLoop, VideoSource,
 };
-pub use whep::{TrackStats, ViewOptions, Viewer, ViewerStats};
-pub use whip::{PublishOptions, Publisher, PublisherStats};
 /// The peer connection states [`Publisher::connection_state`] and [`Viewer::connection_state`]
 /// report.
 pub use webrtc::peer_connection::RTCPeerConnectionState;
+pub use whep::{TrackStats, ViewOptions, Viewer, ViewerStats};
+pub use whip::{PublishOptions, Publisher, PublisherStats};

@@ -83,7 +83,10 @@ async fn publish_view_decode_stall_and_close() {
     let picture = viewer.last_picture().expect("a decoded picture");
     let pattern = TestPattern::new(320, 180, 30);
     let counter = pattern.read_counter(|x, y| picture.at(x, y).unwrap_or(0));
-    assert!(u64::from(counter) <= sent.frames_sent, "{counter} vs {sent:?}");
+    assert!(
+        u64::from(counter) <= sent.frames_sent,
+        "{counter} vs {sent:?}"
+    );
 
     // A stalled viewer consumes nothing while another keeps receiving.
     let stalled = Viewer::connect(view_options(&base, false))

@@ -117,7 +117,9 @@ mod tests {
 
     #[test]
     fn iterates_three_and_four_byte_start_codes() {
-        let stream = [0, 0, 0, 1, 0x67, 1, 2, 0, 0, 1, 0x68, 3, 0, 0, 0, 1, 0x65, 4, 5];
+        let stream = [
+            0, 0, 0, 1, 0x67, 1, 2, 0, 0, 1, 0x68, 3, 0, 0, 0, 1, 0x65, 4, 5,
+        ];
         let nals: Vec<&[u8]> = annexb_nals(&stream).collect();
         assert_eq!(
             nals,

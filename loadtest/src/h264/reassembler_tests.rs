@@ -201,5 +201,8 @@ fn malformed_fragmentation_is_rejected() {
     );
     let mut r = Reassembler::new();
     assert!(r.push(0, 10, true, fu_middle).is_none());
-    assert_eq!(r.outcome().frames_incomplete + r.outcome().frames_malformed, 0);
+    assert_eq!(
+        r.outcome().frames_incomplete + r.outcome().frames_malformed,
+        0
+    );
 }

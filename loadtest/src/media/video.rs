@@ -298,12 +298,15 @@ impl LiveEncoder {
         let index = self.index;
         self.index += 1;
         let interval = u64::from(self.config.keyframe_interval_frames);
-        if std::mem::take(&mut self.force_next) || (interval > 0 && index.is_multiple_of(interval)) {
+        if std::mem::take(&mut self.force_next) || (interval > 0 && index.is_multiple_of(interval))
+        {
             self.encoder.force_intra_frame();
         }
         self.pattern.render(index, &mut self.picture);
         self.scratch.clear();
-        self.encoder.encode(&self.picture)?.write_vec(&mut self.scratch);
+        self.encoder
+            .encode(&self.picture)?
+            .write_vec(&mut self.scratch);
 
         let (mut keyframe, mut has_sps) = (false, false);
         let mut parameter_sets = Vec::new();

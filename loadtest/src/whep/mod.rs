@@ -187,8 +187,12 @@ impl Viewer {
                 return Ok(stats);
             }
             if tokio::time::Instant::now() >= deadline {
+                let mut brief = stats;
+                brief.video.decoded_at.clear();
+                brief.audio.decoded_at.clear();
                 return Err(ClientError::Timeout(format!(
-                    "viewer condition not met within {timeout:?}; last stats: {stats:?}"
+                    "viewer condition not met within {timeout:?}; last stats \
+                     (decoded_at omitted): {brief:?}"
                 )));
             }
             tokio::time::sleep(WAIT_POLL).await;

@@ -168,7 +168,9 @@ impl TrackReader {
             self.on_new_ssrc(header.ssrc, counters);
         }
         let before = self.tracker.counts();
-        let (ext, arrival) = self.tracker.record(header.sequence_number, header.timestamp);
+        let (ext, arrival) = self
+            .tracker
+            .record(header.sequence_number, header.timestamp);
         let after = self.tracker.counts();
         if after != before {
             counters.store_seq(&after);
@@ -227,12 +229,9 @@ impl Decoding {
     ) {
         let header = packet.header;
         let before = self.reassembler.outcome();
-        let unit = self.reassembler.push(
-            ext_seq,
-            header.timestamp,
-            header.marker,
-            packet.payload,
-        );
+        let unit = self
+            .reassembler
+            .push(ext_seq, header.timestamp, header.marker, packet.payload);
         if let Some(unit) = unit {
             match self.decoder.decode(&unit.data) {
                 Ok(Some(picture)) => {

@@ -188,7 +188,10 @@ mod tests {
             ]
         );
         let c = t.counts();
-        assert_eq!((c.gaps, c.reordered, c.duplicates, c.backwards), (1, 1, 2, 0));
+        assert_eq!(
+            (c.gaps, c.reordered, c.duplicates, c.backwards),
+            (1, 1, 2, 0)
+        );
     }
 
     #[test]

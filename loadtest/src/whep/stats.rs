@@ -133,11 +133,14 @@ impl TrackCounters {
     /// Publishes the sequence tracker's counters (plain stores: one writer).
     pub(crate) fn store_seq(&self, counts: &SeqCounts) {
         self.seq_gaps.store(counts.gaps, Ordering::Relaxed);
-        self.seq_backwards.store(counts.backwards, Ordering::Relaxed);
+        self.seq_backwards
+            .store(counts.backwards, Ordering::Relaxed);
         self.seq_duplicates
             .store(counts.duplicates, Ordering::Relaxed);
-        self.seq_reordered.store(counts.reordered, Ordering::Relaxed);
-        self.ts_backwards.store(counts.ts_backwards, Ordering::Relaxed);
+        self.seq_reordered
+            .store(counts.reordered, Ordering::Relaxed);
+        self.ts_backwards
+            .store(counts.ts_backwards, Ordering::Relaxed);
     }
 
     pub(crate) fn record_decoded(&self, at: Duration, width: usize, height: usize) {
@@ -205,6 +208,9 @@ mod tests {
         };
         let fps = stats.decoded_fps(Duration::from_secs(2));
         assert!((29.0..=31.0).contains(&fps), "{fps}");
-        assert_eq!(TrackStats::default().decoded_fps(Duration::from_secs(1)), 0.0);
+        assert_eq!(
+            TrackStats::default().decoded_fps(Duration::from_secs(1)),
+            0.0
+        );
     }
 }

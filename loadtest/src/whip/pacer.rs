@@ -128,11 +128,17 @@ impl Clock {
         let at = self.interval.tick().await;
         let start = *self.start.get_or_insert(at);
         let elapsed = at.duration_since(start).as_nanos();
-        let period_ns = 1_000_000_000 * self.num;
-        let ticks = (elapsed * self.den + period_ns / 2) / period_ns;
-        let units = (ticks * self.clock_rate * self.num + self.den / 2) / self.den;
+        let units = rtp_units(elapsed, self.num, self.den, self.clock_rate);
         self.base.wrapping_add(units as u32)
     }
+}
+
+/// RTP clock units from the first tick to the tick nearest `elapsed_ns`, for a tick period of
+/// `num / den` seconds: whole periods first, so every tick lands on an exact multiple.
+fn rtp_units(elapsed_ns: u128, num: u128, den: u128, clock_rate: u128) -> u128 {
+    let period_ns = 1_000_000_000 * num;
+    let ticks = (elapsed_ns * den + period_ns / 2) / period_ns;
+    (ticks * clock_rate * num + den / 2) / den
 }
 
 /// Sends one video frame per tick at the source's frame rate until the connection ends.
@@ -284,5 +290,28 @@ pub(crate) async fn run_keyframe_requests(
                 keyframe_request.store(true, Ordering::Release);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rtp_units;
+
+    #[test]
+    fn rtp_timestamps_advance_by_whole_frames() {
+        // 30 fps video: 3000 units per frame even though 1/30 s is not a whole nanosecond count.
+        let frame_ns = 1_000_000_000u128 / 30;
+        for k in [0u128, 1, 2, 29, 30, 100_000] {
+            assert_eq!(
+                rtp_units(k * frame_ns, 1, 30, 90_000),
+                k * 3000,
+                "frame {k}"
+            );
+        }
+        // A late tick snaps to the nearest period; a skipped one leaves a gap of two.
+        assert_eq!(rtp_units(frame_ns + 4_000_000, 1, 30, 90_000), 3000);
+        assert_eq!(rtp_units(3 * frame_ns, 1, 30, 90_000), 9000);
+        // 20 ms Opus on the 48 kHz clock: 960 per packet.
+        assert_eq!(rtp_units(20_000_000 * 7, 20, 1000, 48_000), 7 * 960);
     }
 }

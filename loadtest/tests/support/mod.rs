@@ -120,7 +120,9 @@ async fn answer(
     tracks: &[Arc<TrackLocalStaticRTP>],
 ) -> Result<Answered, String> {
     let mut engine = MediaEngine::default();
-    engine.register_default_codecs().map_err(|e| e.to_string())?;
+    engine
+        .register_default_codecs()
+        .map_err(|e| e.to_string())?;
     let registry =
         register_default_interceptors(Registry::new(), &mut engine).map_err(|e| e.to_string())?;
     let (gathered, mut gathered_rx) = watch::channel(false);
@@ -211,7 +213,11 @@ async fn whip(
     }
 }
 
-fn local_track(kind: RtpCodecKind, ssrc: u32, codec: rtc::rtp_transceiver::rtp_sender::RTCRtpCodec) -> Arc<TrackLocalStaticRTP> {
+fn local_track(
+    kind: RtpCodecKind,
+    ssrc: u32,
+    codec: rtc::rtp_transceiver::rtp_sender::RTCRtpCodec,
+) -> Arc<TrackLocalStaticRTP> {
     Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
         "sfu".to_owned(),
         format!("sfu-{kind}-{ssrc}"),
