@@ -295,7 +295,11 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("onair-cfg-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("onair.toml");
-        std::fs::write(&path, "udp_ports = \"40000-40010\"\ndemo_room = \"lobby\"\n").unwrap();
+        std::fs::write(
+            &path,
+            "udp_ports = \"40000-40010\"\ndemo_room = \"lobby\"\n",
+        )
+        .unwrap();
         let overrides = Overrides {
             udp_ports: Some("41000-41010".parse().unwrap()),
             ..Default::default()

@@ -11,7 +11,11 @@ use onair::config::{Config, Overrides, PortRange};
 use onair::server::Server;
 
 #[derive(Parser)]
-#[command(name = "onair", version, about = "Self-hosted live streaming: WHIP in, WHEP out.")]
+#[command(
+    name = "onair",
+    version,
+    about = "Self-hosted live streaming: WHIP in, WHEP out."
+)]
 #[command(args_conflicts_with_subcommands = true)]
 struct Cli {
     #[command(subcommand)]
@@ -83,7 +87,9 @@ struct TokenArgs {
 fn load_config(common: &CommonArgs, serve: Option<&ServeArgs>) -> anyhow::Result<Config> {
     let mut overrides = Overrides {
         data_dir: common.data_dir.clone(),
-        jwt_secret: std::env::var("ONAIR_JWT_SECRET").ok().filter(|s| !s.is_empty()),
+        jwt_secret: std::env::var("ONAIR_JWT_SECRET")
+            .ok()
+            .filter(|s| !s.is_empty()),
         ..Default::default()
     };
     if let Some(s) = serve {
@@ -112,7 +118,9 @@ fn token(args: TokenArgs) -> anyhow::Result<()> {
     let config = load_config(&args.common, None)?;
     let secret = load_or_create_secret(config.jwt_secret.as_deref(), &config.data_dir)
         .with_context(|| format!("JWT secret in {}", config.data_dir.display()))?;
-    let sub = args.sub.unwrap_or_else(|| args.name.to_lowercase().replace(' ', "-"));
+    let sub = args
+        .sub
+        .unwrap_or_else(|| args.name.to_lowercase().replace(' ', "-"));
     let token = TokenKeys::new(&secret).mint_for(&args.room, args.role, &sub, &args.name, args.ttl);
     println!("{token}");
     Ok(())
@@ -129,11 +137,18 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         let room = config.demo_room.clone();
         let server = Server::start(config).await?;
         let base = server.base_url();
-        let token = server
-            .app()
-            .keys
-            .mint_for(&room, Role::Broadcaster, "broadcaster", "Broadcaster", 24 * 3600);
-        println!("onair {} listening on http://{}", env!("CARGO_PKG_VERSION"), server.addr());
+        let token = server.app().keys.mint_for(
+            &room,
+            Role::Broadcaster,
+            "broadcaster",
+            "Broadcaster",
+            24 * 3600,
+        );
+        println!(
+            "onair {} listening on http://{}",
+            env!("CARGO_PKG_VERSION"),
+            server.addr()
+        );
         println!("  studio (go live): {base}/studio/{room}?token={token}");
         println!("  watch:            {base}/watch/{room}");
         println!("  WHIP for OBS/FFmpeg: {base}/whip/{room}  (Bearer token above)");
@@ -164,7 +179,9 @@ fn init_logging(json: bool) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("info,webrtc=warn,rtc=warn,rtc_ice=warn,rtc_dtls=warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if json {
         builder.json().init();
     } else {

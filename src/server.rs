@@ -43,12 +43,11 @@ pub struct Server {
 impl Server {
     /// Starts onair with `config`: the listener is bound when this returns.
     pub async fn start(config: Config) -> Result<Self, StartError> {
-        let secret = load_or_create_secret(config.jwt_secret.as_deref(), &config.data_dir).map_err(
-            |source| StartError::Secret {
+        let secret = load_or_create_secret(config.jwt_secret.as_deref(), &config.data_dir)
+            .map_err(|source| StartError::Secret {
                 dir: config.data_dir.display().to_string(),
                 source,
-            },
-        )?;
+            })?;
         let listener = tokio::net::TcpListener::bind(config.http)
             .await
             .map_err(|source| StartError::Bind {
@@ -116,7 +115,10 @@ impl Server {
     /// Closes every session, then stops accepting HTTP.
     pub async fn shutdown(self) {
         let sessions = self.app.sessions.end_all();
-        tracing::info!(sessions = sessions.len(), "shutting down: closing every session");
+        tracing::info!(
+            sessions = sessions.len(),
+            "shutting down: closing every session"
+        );
         self.app.tasks.close();
         if tokio::time::timeout(Duration::from_secs(5), self.app.tasks.wait())
             .await

@@ -17,11 +17,37 @@ fn rsa_certificate() -> RTCCertificate {
     let dir = std::env::temp_dir().join(format!("onair-rsa-{:x}", rand::random::<u64>()));
     std::fs::create_dir_all(&dir).unwrap();
     let run = |args: &[&str]| {
-        let out = Command::new("openssl").args(args).current_dir(&dir).output().expect("openssl runs");
-        assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(&dir)
+            .output()
+            .expect("openssl runs");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     };
-    run(&["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "key.pem", "-outform", "DER", "-out", "cert.der", "-days", "2", "-subj", "/CN=onair-test"]);
-    run(&["pkcs8", "-topk8", "-nocrypt", "-in", "key.pem", "-outform", "DER", "-out", "key.der"]);
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "key.pem",
+        "-outform",
+        "DER",
+        "-out",
+        "cert.der",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=onair-test",
+    ]);
+    run(&[
+        "pkcs8", "-topk8", "-nocrypt", "-in", "key.pem", "-outform", "DER", "-out", "key.der",
+    ]);
     let cert = std::fs::read(dir.join("cert.der")).unwrap();
     let key = std::fs::read(dir.join("key.der")).unwrap();
     std::fs::remove_dir_all(&dir).unwrap();
@@ -58,7 +84,8 @@ async fn whip_connects(s: &TestServer, room: &str, certificate: Option<RTCCertif
     .await
     .expect("DTLS handshake completes")
     .unwrap();
-    s.wait_room(room, Duration::from_secs(10), |r| r["live"] == true).await;
+    s.wait_room(room, Duration::from_secs(10), |r| r["live"] == true)
+        .await;
     pc.close().await.unwrap();
 }
 

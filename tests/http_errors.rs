@@ -10,8 +10,16 @@ fn client() -> reqwest::Client {
     reqwest::Client::new()
 }
 
-async fn post_sdp(url: &str, auth: Option<&str>, content_type: &str, body: String) -> reqwest::Response {
-    let mut req = client().post(url).header("content-type", content_type).body(body);
+async fn post_sdp(
+    url: &str,
+    auth: Option<&str>,
+    content_type: &str,
+    body: String,
+) -> reqwest::Response {
+    let mut req = client()
+        .post(url)
+        .header("content-type", content_type)
+        .body(body);
     if let Some(auth) = auth {
         req = req.header("authorization", auth);
     }
@@ -28,10 +36,22 @@ async fn whip_refuses_missing_invalid_and_expired_tokens_with_401() {
     assert_eq!(r.headers()["www-authenticate"], "Bearer");
     assert_error(r, 401, "missing_token").await;
 
-    let r = post_sdp(&url, Some("Bearer not-a-jwt"), "application/sdp", offer.clone()).await;
+    let r = post_sdp(
+        &url,
+        Some("Bearer not-a-jwt"),
+        "application/sdp",
+        offer.clone(),
+    )
+    .await;
     assert_error(r, 401, "invalid_token").await;
 
-    let r = post_sdp(&url, Some("Basic dXNlcjpwYXNz"), "application/sdp", offer.clone()).await;
+    let r = post_sdp(
+        &url,
+        Some("Basic dXNlcjpwYXNz"),
+        "application/sdp",
+        offer.clone(),
+    )
+    .await;
     assert_error(r, 401, "invalid_token").await;
 
     let expired = s.server.app().keys.mint(&Claims {
@@ -41,7 +61,13 @@ async fn whip_refuses_missing_invalid_and_expired_tokens_with_401() {
         role: Role::Broadcaster,
         exp: unix_now() - 3600,
     });
-    let r = post_sdp(&url, Some(&format!("Bearer {expired}")), "application/sdp", offer.clone()).await;
+    let r = post_sdp(
+        &url,
+        Some(&format!("Bearer {expired}")),
+        "application/sdp",
+        offer.clone(),
+    )
+    .await;
     assert_error(r, 401, "token_expired").await;
 
     let foreign = onair::auth::TokenKeys::new(b"some-other-server-secret-123456").mint_for(
@@ -51,7 +77,13 @@ async fn whip_refuses_missing_invalid_and_expired_tokens_with_401() {
         "B",
         60,
     );
-    let r = post_sdp(&url, Some(&format!("Bearer {foreign}")), "application/sdp", offer).await;
+    let r = post_sdp(
+        &url,
+        Some(&format!("Bearer {foreign}")),
+        "application/sdp",
+        offer,
+    )
+    .await;
     assert_error(r, 401, "invalid_token").await;
     s.stop().await;
 }
@@ -62,11 +94,23 @@ async fn whip_refuses_viewer_moderator_and_other_room_tokens_with_403() {
     let url = s.url("/whip/demo");
     let offer = fixture("offer-vp8-only.sdp");
     for role in [Role::Viewer, Role::Moderator] {
-        let r = post_sdp(&url, Some(&s.bearer("demo", role, "u")), "application/sdp", offer.clone()).await;
+        let r = post_sdp(
+            &url,
+            Some(&s.bearer("demo", role, "u")),
+            "application/sdp",
+            offer.clone(),
+        )
+        .await;
         let message = assert_error(r, 403, "forbidden").await;
         assert!(message.contains(role.as_str()), "{message}");
     }
-    let r = post_sdp(&url, Some(&s.bearer("other", Role::Broadcaster, "u")), "application/sdp", offer).await;
+    let r = post_sdp(
+        &url,
+        Some(&s.bearer("other", Role::Broadcaster, "u")),
+        "application/sdp",
+        offer,
+    )
+    .await;
     assert_error(r, 403, "wrong_room").await;
     s.stop().await;
 }
@@ -88,16 +132,30 @@ async fn whip_and_whep_check_content_type_syntax_and_codecs() {
 
         let r = post_sdp(&url, auth, "application/sdp", fixture("offer-vp8-only.sdp")).await;
         let message = assert_error(r, 406, "unsupported_codec").await;
-        assert!(message.contains("H.264") && message.contains("Opus"), "{message}");
+        assert!(
+            message.contains("H.264") && message.contains("Opus"),
+            "{message}"
+        );
 
-        let r = post_sdp(&url, auth, "application/sdp", fixture("offer-h264-mode0-only.sdp")).await;
+        let r = post_sdp(
+            &url,
+            auth,
+            "application/sdp",
+            fixture("offer-h264-mode0-only.sdp"),
+        )
+        .await;
         assert_error(r, 406, "unsupported_codec").await;
 
         let r = post_sdp(&url, auth, "application/sdp", "v=0\r\n".repeat(20_000)).await;
         assert_error(r, 413, "too_large").await;
     }
     // A refused offer leaves no session and no publisher behind.
-    let health: serde_json::Value = reqwest::get(s.url("/healthz")).await.unwrap().json().await.unwrap();
+    let health: serde_json::Value = reqwest::get(s.url("/healthz"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(health["publishers"], 0);
     assert_eq!(health["viewers"], 0);
     s.stop().await;
@@ -106,7 +164,13 @@ async fn whip_and_whep_check_content_type_syntax_and_codecs() {
 #[tokio::test]
 async fn bad_room_names_unknown_sessions_and_routes() {
     let s = TestServer::start().await;
-    let r = post_sdp(&s.url("/whep/bad%20room"), None, "application/sdp", fixture("offer-vp8-only.sdp")).await;
+    let r = post_sdp(
+        &s.url("/whep/bad%20room"),
+        None,
+        "application/sdp",
+        fixture("offer-vp8-only.sdp"),
+    )
+    .await;
     assert_error(r, 400, "bad_room").await;
 
     for kind in ["whip", "whep"] {
@@ -146,18 +210,35 @@ async fn options_and_cors_let_other_origins_publish_and_play() {
             .request(reqwest::Method::OPTIONS, s.url(path))
             .header("origin", "https://studio.example")
             .header("access-control-request-method", "POST")
-            .header("access-control-request-headers", "authorization,content-type")
+            .header(
+                "access-control-request-headers",
+                "authorization,content-type",
+            )
             .send()
             .await
             .unwrap();
         assert!(r.status().is_success(), "{path}: {}", r.status());
         let h = r.headers();
         assert_eq!(h["access-control-allow-origin"], "*");
-        assert!(h["access-control-allow-methods"].to_str().unwrap().contains("POST"));
-        assert!(h["access-control-allow-headers"].to_str().unwrap().contains("authorization"));
+        assert!(
+            h["access-control-allow-methods"]
+                .to_str()
+                .unwrap()
+                .contains("POST")
+        );
+        assert!(
+            h["access-control-allow-headers"]
+                .to_str()
+                .unwrap()
+                .contains("authorization")
+        );
         assert_eq!(h["accept-post"], "application/sdp");
         // A plain OPTIONS (RFC 9725 §4.2) also says what POST accepts.
-        let r = client().request(reqwest::Method::OPTIONS, s.url(path)).send().await.unwrap();
+        let r = client()
+            .request(reqwest::Method::OPTIONS, s.url(path))
+            .send()
+            .await
+            .unwrap();
         assert!(r.status().is_success());
         assert_eq!(r.headers()["accept-post"], "application/sdp");
     }
@@ -170,7 +251,10 @@ async fn options_and_cors_let_other_origins_publish_and_play() {
         .send()
         .await
         .unwrap();
-    let exposed = r.headers()["access-control-expose-headers"].to_str().unwrap().to_owned();
+    let exposed = r.headers()["access-control-expose-headers"]
+        .to_str()
+        .unwrap()
+        .to_owned();
     for h in ["location", "etag", "link"] {
         assert!(exposed.contains(h), "{exposed}");
     }
@@ -182,7 +266,12 @@ async fn health_and_empty_room_list() {
     let s = TestServer::start().await;
     let r = reqwest::get(s.url("/healthz")).await.unwrap();
     assert_eq!(r.status(), 200);
-    let rooms: serde_json::Value = reqwest::get(s.url("/api/rooms")).await.unwrap().json().await.unwrap();
+    let rooms: serde_json::Value = reqwest::get(s.url("/api/rooms"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(rooms["rooms"], serde_json::json!([]));
     s.stop().await;
 }

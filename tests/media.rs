@@ -36,7 +36,9 @@ async fn publish(s: &TestServer, room: &str, sub: &str) -> Publisher {
     })
     .await
     .expect("publisher connects");
-    p.wait_connected(WAIT).await.expect("publisher ICE/DTLS connects");
+    p.wait_connected(WAIT)
+        .await
+        .expect("publisher ICE/DTLS connects");
     p
 }
 
@@ -49,13 +51,19 @@ async fn view(s: &TestServer, room: &str) -> Viewer {
     })
     .await
     .expect("viewer connects");
-    v.wait_connected(WAIT).await.expect("viewer ICE/DTLS connects");
+    v.wait_connected(WAIT)
+        .await
+        .expect("viewer ICE/DTLS connects");
     v
 }
 
 fn assert_clean(stats: &ViewerStats) {
     let v = &stats.video;
-    assert_eq!(v.first_packet_keyframe, Some(true), "first forwarded video packet starts a keyframe: {v:?}");
+    assert_eq!(
+        v.first_packet_keyframe,
+        Some(true),
+        "first forwarded video packet starts a keyframe: {v:?}"
+    );
     assert_eq!(v.distinct_ssrcs, 1, "one SSRC per viewer track: {v:?}");
     assert_eq!(v.seq_backwards, 0, "{v:?}");
     assert_eq!(v.ts_backwards, 0, "{v:?}");
@@ -77,7 +85,10 @@ async fn viewers_decode_the_publishers_h264_and_receive_opus() {
     }
     for v in &viewers {
         let stats = v
-            .wait_for(|st| st.video.frames_decoded >= 45 && st.audio.packets >= 50, WAIT)
+            .wait_for(
+                |st| st.video.frames_decoded >= 45 && st.audio.packets >= 50,
+                WAIT,
+            )
             .await
             .expect("viewer decodes video and receives audio");
         assert_clean(&stats);
@@ -88,13 +99,17 @@ async fn viewers_decode_the_publishers_h264_and_receive_opus() {
     assert_eq!(room["publishers"], 1);
     assert_eq!(room["publisher"]["user"], "alice");
     let sent = publisher.stats();
-    assert!(sent.plis_received >= 1, "joining viewers asked for a keyframe: {sent:?}");
+    assert!(
+        sent.plis_received >= 1,
+        "joining viewers asked for a keyframe: {sent:?}"
+    );
     assert!(sent.keyframes_sent >= 2, "{sent:?}");
     for v in viewers {
         v.close().await.expect("viewer DELETE");
     }
     publisher.close().await.expect("publisher DELETE");
-    s.wait_room("live", WAIT, |r| r["viewers"] == 0 && r["publishers"] == 0).await;
+    s.wait_room("live", WAIT, |r| r["viewers"] == 0 && r["publishers"] == 0)
+        .await;
     s.stop().await;
 }
 
@@ -105,11 +120,15 @@ async fn viewers_keep_one_continuous_stream_when_the_broadcaster_leaves_and_retu
     let viewer = view(&s, "stage").await;
     let first = publish(&s, "stage", "bob").await;
     let before = viewer
-        .wait_for(|st| st.video.frames_decoded >= 30 && st.audio.packets >= 30, WAIT)
+        .wait_for(
+            |st| st.video.frames_decoded >= 30 && st.audio.packets >= 30,
+            WAIT,
+        )
         .await
         .expect("media from the first session");
     first.close().await.expect("DELETE");
-    s.wait_room("stage", WAIT, |r| r["publishers"] == 0 && r["viewers"] == 1).await;
+    s.wait_room("stage", WAIT, |r| r["publishers"] == 0 && r["viewers"] == 1)
+        .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
 
     // A new WHIP session: new SSRCs, new random sequence numbers and timestamps upstream.
@@ -125,9 +144,16 @@ async fn viewers_keep_one_continuous_stream_when_the_broadcaster_leaves_and_retu
         .await
         .expect("the same viewer session resumes with the new publisher");
     assert_clean(&after);
-    assert_eq!(after.video.ssrc, before.video.ssrc, "SSRC unchanged across publishers");
+    assert_eq!(
+        after.video.ssrc, before.video.ssrc,
+        "SSRC unchanged across publishers"
+    );
     assert_eq!(after.audio.ssrc, before.audio.ssrc);
-    assert!(after.video.keyframes >= 2, "resumed at a keyframe: {:?}", after.video);
+    assert!(
+        after.video.keyframes >= 2,
+        "resumed at a keyframe: {:?}",
+        after.video
+    );
     second.close().await.unwrap();
     viewer.close().await.unwrap();
     s.stop().await;

@@ -31,7 +31,12 @@ fn options(s: &TestServer, room: &str, token: Option<String>) -> PublishOptions 
 }
 
 async fn publish_as(s: &TestServer, room: &str, sub: &str) -> Result<Publisher, ClientError> {
-    Publisher::connect(options(s, room, Some(s.token(room, Role::Broadcaster, sub)))).await
+    Publisher::connect(options(
+        s,
+        room,
+        Some(s.token(room, Role::Broadcaster, sub)),
+    ))
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -48,7 +53,10 @@ async fn created_session_has_location_etag_and_an_answer_with_candidates() {
         let p = publish_as(&s, "hdr", "dave").await.expect("publish");
         let location = p.resource_url().to_owned();
         assert!(location.starts_with(&s.url("/whip/hdr/")), "{location}");
-        assert!(p.etag().is_some_and(|e| e.starts_with('"') && e.ends_with('"')));
+        assert!(
+            p.etag()
+                .is_some_and(|e| e.starts_with('"') && e.ends_with('"'))
+        );
         p.close().await.unwrap();
         location
     };
@@ -74,15 +82,33 @@ async fn created_session_has_location_etag_and_an_answer_with_candidates() {
         .unwrap();
     assert_eq!(r.status(), 201);
     assert_eq!(r.headers()["content-type"], "application/sdp");
-    assert!(r.headers()["location"].to_str().unwrap().starts_with("/whep/hdr/"));
+    assert!(
+        r.headers()["location"]
+            .to_str()
+            .unwrap()
+            .starts_with("/whep/hdr/")
+    );
     assert!(r.headers().contains_key("etag"));
-    assert_eq!(r.headers()["link"], "<stun:stun.example.net:3478>; rel=\"ice-server\"");
+    assert_eq!(
+        r.headers()["link"],
+        "<stun:stun.example.net:3478>; rel=\"ice-server\""
+    );
     let location = r.headers()["location"].to_str().unwrap().to_owned();
     let answer = r.text().await.unwrap();
     assert!(answer.contains("a=ice-lite"), "{answer}");
-    assert!(answer.contains("a=candidate:") && answer.contains("127.0.0.1"), "{answer}");
-    assert!(answer.contains("H264") && answer.contains("opus"), "{answer}");
-    let r = reqwest::Client::new().delete(s.url(&location)).send().await.unwrap();
+    assert!(
+        answer.contains("a=candidate:") && answer.contains("127.0.0.1"),
+        "{answer}"
+    );
+    assert!(
+        answer.contains("H264") && answer.contains("opus"),
+        "{answer}"
+    );
+    let r = reqwest::Client::new()
+        .delete(s.url(&location))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     s.stop().await;
 }
@@ -90,7 +116,9 @@ async fn created_session_has_location_etag_and_an_answer_with_candidates() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_second_broadcaster_gets_409_but_the_same_user_takes_over() {
     let s = TestServer::start().await;
-    let first = publish_as(&s, "one", "erin").await.expect("first publisher");
+    let first = publish_as(&s, "one", "erin")
+        .await
+        .expect("first publisher");
     first.wait_connected(WAIT).await.unwrap();
     match publish_as(&s, "one", "frank").await {
         Err(ClientError::Http { status, body }) => {
@@ -102,11 +130,21 @@ async fn a_second_broadcaster_gets_409_but_the_same_user_takes_over() {
         other => panic!("expected 409, got {:?}", other.map(|_| "a session")),
     }
     // Erin reconnecting (e.g. OBS after a network drop) replaces her stale session.
-    let again = publish_as(&s, "one", "erin").await.expect("same user takes over");
+    let again = publish_as(&s, "one", "erin")
+        .await
+        .expect("same user takes over");
     again.wait_connected(WAIT).await.unwrap();
     let room = s.wait_room("one", WAIT, |r| r["live"] == true).await;
-    assert!(again.resource_url().ends_with(room["publisher"]["session"].as_str().unwrap()));
-    let r = reqwest::Client::new().delete(first.resource_url()).send().await.unwrap();
+    assert!(
+        again
+            .resource_url()
+            .ends_with(room["publisher"]["session"].as_str().unwrap())
+    );
+    let r = reqwest::Client::new()
+        .delete(first.resource_url())
+        .send()
+        .await
+        .unwrap();
     assert_error(r, 404, "not_found").await;
     again.close().await.unwrap();
     first.drop_without_delete().await;
@@ -123,12 +161,24 @@ async fn delete_ends_the_session_at_once_and_a_second_delete_is_404() {
     let client = reqwest::Client::new();
     let r = client.delete(&url).send().await.unwrap();
     assert_eq!(r.status(), 200);
-    let room: serde_json::Value = client.get(s.url("/api/rooms/del")).send().await.unwrap().json().await.unwrap();
-    assert_eq!(room["live"], false, "the slot is free right after DELETE: {room}");
+    let room: serde_json::Value = client
+        .get(s.url("/api/rooms/del"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        room["live"], false,
+        "the slot is free right after DELETE: {room}"
+    );
     let r = client.delete(&url).send().await.unwrap();
     assert_error(r, 404, "not_found").await;
     // The slot is free for someone else now.
-    let other = publish_as(&s, "del", "hank").await.expect("room free again");
+    let other = publish_as(&s, "del", "hank")
+        .await
+        .expect("room free again");
     other.close().await.unwrap();
     p.drop_without_delete().await;
     s.stop().await;
@@ -148,7 +198,9 @@ async fn patch_trickles_restarts_ice_and_checks_if_match() {
         .patch(&url)
         .header("content-type", "application/trickle-ice-sdpfrag")
         .header("if-match", "\"not-the-etag\"")
-        .body(frag("a=candidate:1 1 udp 2130706431 127.0.0.1 40000 typ host\n"))
+        .body(frag(
+            "a=candidate:1 1 udp 2130706431 127.0.0.1 40000 typ host\n",
+        ))
         .send()
         .await
         .unwrap();
@@ -186,11 +238,17 @@ async fn patch_trickles_restarts_ice_and_checks_if_match() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    assert_eq!(r.headers()["content-type"], "application/trickle-ice-sdpfrag");
+    assert_eq!(
+        r.headers()["content-type"],
+        "application/trickle-ice-sdpfrag"
+    );
     let new_etag = r.headers()["etag"].to_str().unwrap().to_owned();
     assert_ne!(new_etag, etag);
     let body = r.text().await.unwrap();
-    assert!(body.contains("a=ice-ufrag:") && body.contains("a=ice-pwd:"), "{body}");
+    assert!(
+        body.contains("a=ice-ufrag:") && body.contains("a=ice-pwd:"),
+        "{body}"
+    );
     assert!(body.contains("a=candidate:"), "{body}");
     // The old ETag no longer matches.
     let r = client
@@ -215,8 +273,11 @@ async fn a_publisher_that_vanishes_frees_the_room() {
     // Closing the PeerConnection without DELETE (a crashed tab): DTLS close_notify or ICE
     // consent failure ends the session server-side.
     p.drop_without_delete().await;
-    s.wait_room("gone", Duration::from_secs(45), |r| r["publishers"] == 0).await;
-    let next = publish_as(&s, "gone", "kate").await.expect("room free again");
+    s.wait_room("gone", Duration::from_secs(45), |r| r["publishers"] == 0)
+        .await;
+    let next = publish_as(&s, "gone", "kate")
+        .await
+        .expect("room free again");
     next.close().await.unwrap();
     s.stop().await;
 }

@@ -90,7 +90,9 @@ impl Claims {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AuthError {
     /// No `Authorization: Bearer` header.
-    #[error("this action needs a token: send `Authorization: Bearer <token>` (mint one with `onair token`)")]
+    #[error(
+        "this action needs a token: send `Authorization: Bearer <token>` (mint one with `onair token`)"
+    )]
     Missing,
     /// The header is not `Bearer <token>`.
     #[error("the Authorization header must be `Bearer <token>`")]
@@ -241,17 +243,33 @@ mod tests {
     fn publish_rules_follow_the_role_matrix() {
         let k = keys();
         let bearer = |role, room: &str| format!("Bearer {}", k.mint_for(room, role, "u1", "U", 60));
-        assert!(k.authorize_publish(Some(&bearer(Role::Broadcaster, "a")), "a").is_ok());
-        assert!(k.authorize_publish(Some(&bearer(Role::Guest, "a")), "a").is_ok());
-        assert!(k.authorize_publish(Some(&bearer(Role::Broadcaster, "*")), "a").is_ok());
+        assert!(
+            k.authorize_publish(Some(&bearer(Role::Broadcaster, "a")), "a")
+                .is_ok()
+        );
+        assert!(
+            k.authorize_publish(Some(&bearer(Role::Guest, "a")), "a")
+                .is_ok()
+        );
+        assert!(
+            k.authorize_publish(Some(&bearer(Role::Broadcaster, "*")), "a")
+                .is_ok()
+        );
         for role in [Role::Viewer, Role::Moderator] {
-            let e = k.authorize_publish(Some(&bearer(role, "a")), "a").unwrap_err();
+            let e = k
+                .authorize_publish(Some(&bearer(role, "a")), "a")
+                .unwrap_err();
             assert_eq!(e, AuthError::RoleMayNotPublish(role));
             assert!(!e.is_unauthenticated());
         }
-        let e = k.authorize_publish(Some(&bearer(Role::Broadcaster, "b")), "a").unwrap_err();
+        let e = k
+            .authorize_publish(Some(&bearer(Role::Broadcaster, "b")), "a")
+            .unwrap_err();
         assert_eq!(e, AuthError::WrongRoom);
-        assert_eq!(k.authorize_publish(None, "a").unwrap_err(), AuthError::Missing);
+        assert_eq!(
+            k.authorize_publish(None, "a").unwrap_err(),
+            AuthError::Missing
+        );
         assert_eq!(
             k.authorize_publish(Some("Basic abc"), "a").unwrap_err(),
             AuthError::Malformed
@@ -271,7 +289,10 @@ mod tests {
         assert_eq!(k.verify(&k.mint(&claims)).unwrap_err(), AuthError::Expired);
         claims.exp = unix_now() + 3600;
         let other = TokenKeys::new(b"another-secret-of-enough-length!");
-        assert_eq!(k.verify(&other.mint(&claims)).unwrap_err(), AuthError::Invalid);
+        assert_eq!(
+            k.verify(&other.mint(&claims)).unwrap_err(),
+            AuthError::Invalid
+        );
         assert_eq!(k.verify("not.a.jwt").unwrap_err(), AuthError::Invalid);
         assert_eq!(k.verify(&k.mint(&claims)).unwrap(), claims);
     }
@@ -281,7 +302,13 @@ mod tests {
         let k = keys();
         assert_eq!(k.authorize_view(None, "a").unwrap(), None);
         let t = format!("Bearer {}", k.mint_for("b", Role::Viewer, "u", "U", 60));
-        assert_eq!(k.authorize_view(Some(&t), "a").unwrap_err(), AuthError::WrongRoom);
-        assert_eq!(k.authorize_view(Some("Bearer x"), "a").unwrap_err(), AuthError::Invalid);
+        assert_eq!(
+            k.authorize_view(Some(&t), "a").unwrap_err(),
+            AuthError::WrongRoom
+        );
+        assert_eq!(
+            k.authorize_view(Some("Bearer x"), "a").unwrap_err(),
+            AuthError::Invalid
+        );
     }
 }

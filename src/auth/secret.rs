@@ -9,7 +9,10 @@ const SECRET_FILE: &str = "jwt-secret";
 
 /// Returns the configured secret, or the one stored in `data_dir/jwt-secret`, creating it
 /// (32 random bytes, base64, mode 0600) on first start.
-pub fn load_or_create_secret(configured: Option<&str>, data_dir: &Path) -> std::io::Result<Vec<u8>> {
+pub fn load_or_create_secret(
+    configured: Option<&str>,
+    data_dir: &Path,
+) -> std::io::Result<Vec<u8>> {
     if let Some(secret) = configured {
         return Ok(secret.as_bytes().to_vec());
     }
@@ -60,7 +63,10 @@ mod tests {
         let b = load_or_create_secret(None, &dir).unwrap();
         assert_eq!(a, b);
         assert!(a.len() >= 32);
-        assert_eq!(load_or_create_secret(Some("configured-secret!"), &dir).unwrap(), b"configured-secret!");
+        assert_eq!(
+            load_or_create_secret(Some("configured-secret!"), &dir).unwrap(),
+            b"configured-secret!"
+        );
         std::fs::remove_dir_all(dir).unwrap();
     }
 }

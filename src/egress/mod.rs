@@ -35,12 +35,18 @@ pub async fn post(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     valid_room(&room_name)?;
-    let authorization = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    let authorization = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
     let claims = app.keys.authorize_view(authorization, &room_name)?;
     let (offer, summary) = read_offer(&headers, &body)?;
     let wants = Wants::from_offer(&summary);
 
-    let (pc, events) = app.peers.build(PeerRole::Viewer).await.map_err(peer_error)?;
+    let (pc, events) = app
+        .peers
+        .build(PeerRole::Viewer)
+        .await
+        .map_err(peer_error)?;
     let negotiated = async {
         apply_offer(pc.as_ref(), offer).await?;
         let video = match &wants.video {
@@ -53,11 +59,15 @@ pub async fn post(
         };
         let answer = complete_answer(pc.as_ref(), events.gathered.clone()).await?;
         let video = match video {
-            Some((track, sender)) => Some(viewer::Outbound::new(track, sender, TrackKind::Video).await?),
+            Some((track, sender)) => {
+                Some(viewer::Outbound::new(track, sender, TrackKind::Video).await?)
+            }
             None => None,
         };
         let audio = match audio {
-            Some((track, sender)) => Some(viewer::Outbound::new(track, sender, TrackKind::Audio).await?),
+            Some((track, sender)) => {
+                Some(viewer::Outbound::new(track, sender, TrackKind::Audio).await?)
+            }
             None => None,
         };
         Ok::<_, ApiError>((answer, video, audio))
@@ -84,7 +94,11 @@ pub async fn post(
         .chain(audio.iter())
         .map(|(t, _)| t.dropped())
         .collect();
-    room.add_viewer(ViewerInfo::new(session.id.clone(), name.clone(), drop_counters));
+    room.add_viewer(ViewerInfo::new(
+        session.id.clone(),
+        name.clone(),
+        drop_counters,
+    ));
     app.sessions.insert(session.clone());
     tracing::info!(room = %room_name, session = %session.id, viewer = %name, "viewer joined");
     app.tasks.spawn(viewer::run(viewer::ViewerCtx {
@@ -122,7 +136,8 @@ impl Wants {
                     .collect::<Vec<_>>()
             })
             .filter(|codecs| !codecs.is_empty());
-        let audio = receivable(MediaKind::Audio).is_some_and(|m| m.codecs.iter().any(|c| c.is_opus()));
+        let audio =
+            receivable(MediaKind::Audio).is_some_and(|m| m.codecs.iter().any(|c| c.is_opus()));
         Self { video, audio }
     }
 }

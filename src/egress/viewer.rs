@@ -57,7 +57,9 @@ impl Outbound {
             .iter()
             .find(|c| c.rtp_codec.mime_type.eq_ignore_ascii_case(mime))
             .map(|c| c.payload_type)
-            .ok_or_else(|| ApiError::internal("negotiation", format!("no {mime} payload type negotiated")))?;
+            .ok_or_else(|| {
+                ApiError::internal("negotiation", format!("no {mime} payload type negotiated"))
+            })?;
         let ssrc = params
             .encodings
             .first()
@@ -129,7 +131,10 @@ impl ViewerTrack {
     }
 
     async fn send(&mut self, packet: &MediaPacket, now: Instant) {
-        let Some(out) = self.munger.rewrite(packet.source, packet.seq, packet.ts, now) else {
+        let Some(out) = self
+            .munger
+            .rewrite(packet.source, packet.seq, packet.ts, now)
+        else {
             return;
         };
         let rtp = rtp::Packet {
@@ -152,7 +157,9 @@ impl ViewerTrack {
     /// Asks upstream for a keyframe when this viewer waits for one (hub-level rate limit).
     fn ask_keyframe(&mut self, source: u64, now: Instant) {
         let due = match self.keyframe_asked {
-            Some((asked_source, at)) => asked_source != source || now.duration_since(at) >= KEYFRAME_RETRY,
+            Some((asked_source, at)) => {
+                asked_source != source || now.duration_since(at) >= KEYFRAME_RETRY
+            }
             None => true,
         };
         if due {
@@ -205,7 +212,9 @@ pub struct ViewerCtx {
 }
 
 /// The next queued packet, or never when the viewer has no such track.
-async fn recv_packet(rx: &mut Option<mpsc::Receiver<Arc<MediaPacket>>>) -> Option<Arc<MediaPacket>> {
+async fn recv_packet(
+    rx: &mut Option<mpsc::Receiver<Arc<MediaPacket>>>,
+) -> Option<Arc<MediaPacket>> {
     match rx {
         Some(rx) => rx.recv().await,
         None => std::future::pending().await,

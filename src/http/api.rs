@@ -31,9 +31,12 @@ async fn rooms(State(app): State<App>) -> Json<Value> {
 
 async fn room(State(app): State<App>, Path(name): Path<String>) -> Result<Json<Value>, ApiError> {
     valid_room(&name)?;
-    let room = app
-        .rooms
-        .get(&name)
-        .ok_or_else(|| ApiError::not_found(format!("no room `{name}` (nobody has published or watched it yet)")))?;
-    Ok(Json(serde_json::to_value(room.detail()).map_err(|e| ApiError::internal("room", e))?))
+    let room = app.rooms.get(&name).ok_or_else(|| {
+        ApiError::not_found(format!(
+            "no room `{name}` (nobody has published or watched it yet)"
+        ))
+    })?;
+    Ok(Json(
+        serde_json::to_value(room.detail()).map_err(|e| ApiError::internal("room", e))?,
+    ))
 }

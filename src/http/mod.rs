@@ -117,7 +117,11 @@ fn cors() -> CorsLayer {
             Method::DELETE,
             Method::OPTIONS,
         ])
-        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, header::IF_MATCH])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            header::IF_MATCH,
+        ])
         .expose_headers([
             header::LOCATION,
             header::ETAG,
@@ -164,7 +168,15 @@ async fn patch_whip(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    session::patch(&app.sessions, SessionKind::Whip, &room, &id, &headers, &body).await
+    session::patch(
+        &app.sessions,
+        SessionKind::Whip,
+        &room,
+        &id,
+        &headers,
+        &body,
+    )
+    .await
 }
 
 async fn patch_whep(
@@ -173,7 +185,15 @@ async fn patch_whep(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    session::patch(&app.sessions, SessionKind::Whep, &room, &id, &headers, &body).await
+    session::patch(
+        &app.sessions,
+        SessionKind::Whep,
+        &room,
+        &id,
+        &headers,
+        &body,
+    )
+    .await
 }
 
 async fn delete_whip(

@@ -13,9 +13,18 @@ include!(concat!(env!("OUT_DIR"), "/web_assets.rs"));
 pub(super) fn routes() -> Router<App> {
     Router::new()
         .route("/", get(|| async { page("index.html") }))
-        .route("/studio/{room}", get(|Path(room): Path<String>| async move { room_page(&room, "studio.html") }))
-        .route("/watch/{room}", get(|Path(room): Path<String>| async move { room_page(&room, "watch.html") }))
-        .route("/web/{file}", get(|Path(file): Path<String>| async move { page(&file) }))
+        .route(
+            "/studio/{room}",
+            get(|Path(room): Path<String>| async move { room_page(&room, "studio.html") }),
+        )
+        .route(
+            "/watch/{room}",
+            get(|Path(room): Path<String>| async move { room_page(&room, "watch.html") }),
+        )
+        .route(
+            "/web/{file}",
+            get(|Path(file): Path<String>| async move { page(&file) }),
+        )
 }
 
 fn room_page(room: &str, file: &str) -> Result<Response, ApiError> {
@@ -42,6 +51,9 @@ fn page(name: &str) -> Result<Response, ApiError> {
     let h = response.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
     Ok(response)
 }

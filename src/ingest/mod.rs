@@ -24,12 +24,18 @@ pub async fn post(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     valid_room(&room_name)?;
-    let authorization = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    let authorization = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
     let claims = app.keys.authorize_publish(authorization, &room_name)?;
     let (offer, _summary) = read_offer(&headers, &body)?;
 
     let room = app.rooms.get_or_create(&room_name);
-    let (pc, events) = app.peers.build(PeerRole::Publisher).await.map_err(peer_error)?;
+    let (pc, events) = app
+        .peers
+        .build(PeerRole::Publisher)
+        .await
+        .map_err(peer_error)?;
     let session = Session::new(&room_name, SessionKind::Whip, pc.clone());
     let source = app.rooms.next_source();
     let replaced = match room.claim_publisher(&session.id, &claims, source) {
@@ -77,7 +83,9 @@ pub(crate) fn peer_error(e: PeerError) -> ApiError {
             "no_media_port",
             "the server has no free UDP port for media right now; try again later",
         ),
-        PeerError::WebRtc(detail) => ApiError::internal("creating the PeerConnection failed", detail),
+        PeerError::WebRtc(detail) => {
+            ApiError::internal("creating the PeerConnection failed", detail)
+        }
     }
 }
 

@@ -83,7 +83,12 @@ async fn track_kind(track: &dyn TrackRemote) -> Option<(TrackKind, u32)> {
 }
 
 /// Reads one remote track into its hub until the track or the session ends.
-async fn read_track(track: Arc<dyn TrackRemote>, room: Arc<Room>, source: u64, session: Arc<Session>) {
+async fn read_track(
+    track: Arc<dyn TrackRemote>,
+    room: Arc<Room>,
+    source: u64,
+    session: Arc<Session>,
+) {
     let Some((kind, media_ssrc)) = track_kind(track.as_ref()).await else {
         tracing::warn!(session = %session.id, "publisher sent a track onair does not forward; ignored");
         return;

@@ -1,8 +1,8 @@
 //! PeerConnection construction shared by ingest (WHIP) and egress (WHEP): media engine (H.264
 //! packetization-mode=1 + Opus), ICE-lite, the UDP port range, and event forwarding (I/O shell).
 
-mod ports;
 pub mod offer;
+mod ports;
 pub mod session;
 
 pub use ports::PortAllocator;

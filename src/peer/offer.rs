@@ -32,8 +32,9 @@ pub fn read_offer(headers: &HeaderMap, body: &Bytes) -> Result<(String, OfferSum
     }
     let text = std::str::from_utf8(body)
         .map_err(|_| ApiError::bad_request("bad_sdp", "the SDP offer is not UTF-8"))?;
-    let summary = parse_offer(text)
-        .map_err(|e| ApiError::bad_request("bad_sdp", format!("the SDP offer does not parse: {e}")))?;
+    let summary = parse_offer(text).map_err(|e| {
+        ApiError::bad_request("bad_sdp", format!("the SDP offer does not parse: {e}"))
+    })?;
     if !summary.has_supported_codec() {
         return Err(ApiError::new(
             StatusCode::NOT_ACCEPTABLE,
@@ -59,10 +60,12 @@ pub async fn complete_answer(
     pc: &dyn PeerConnection,
     mut gathered: watch::Receiver<bool>,
 ) -> Result<String, ApiError> {
-    let answer = pc
-        .create_answer(None)
-        .await
-        .map_err(|e| ApiError::bad_request("negotiation_failed", format!("no answer to this offer: {e}")))?;
+    let answer = pc.create_answer(None).await.map_err(|e| {
+        ApiError::bad_request(
+            "negotiation_failed",
+            format!("no answer to this offer: {e}"),
+        )
+    })?;
     pc.set_local_description(answer)
         .await
         .map_err(|e| ApiError::internal("setting the local description failed", e))?;
@@ -103,7 +106,10 @@ pub fn ice_server_links(servers: &[IceServer]) -> Vec<HeaderValue> {
 pub fn created(session: &Session, answer: String, links: &[HeaderValue]) -> Response {
     let mut response = (StatusCode::CREATED, answer).into_response();
     let h = response.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/sdp"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/sdp"),
+    );
     if let Ok(v) = HeaderValue::from_str(&session.location()) {
         h.insert(header::LOCATION, v);
     }

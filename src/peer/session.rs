@@ -134,12 +134,22 @@ impl Sessions {
 }
 
 /// `DELETE /whip|whep/{room}/{session}`: 200 and the session ends at once; 404 if unknown.
-pub fn delete(sessions: &Sessions, kind: SessionKind, room: &str, id: &str) -> Result<Response, ApiError> {
+pub fn delete(
+    sessions: &Sessions,
+    kind: SessionKind,
+    room: &str,
+    id: &str,
+) -> Result<Response, ApiError> {
     let session = sessions
         .get(kind, room, id)
         .ok_or_else(|| ApiError::not_found("no such session (already ended?)"))?;
     sessions.end(&session.id);
-    tracing::info!(room, session = id, kind = kind.path(), "session ended by DELETE");
+    tracing::info!(
+        room,
+        session = id,
+        kind = kind.path(),
+        "session ended by DELETE"
+    );
     Ok(StatusCode::OK.into_response())
 }
 
@@ -158,7 +168,9 @@ pub async fn patch(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     if !media_type_is(content_type, "application/trickle-ice-sdpfrag") {
-        return Err(ApiError::unsupported_media_type("application/trickle-ice-sdpfrag"));
+        return Err(ApiError::unsupported_media_type(
+            "application/trickle-ice-sdpfrag",
+        ));
     }
     let session = sessions
         .get(kind, room, id)
@@ -178,11 +190,9 @@ pub async fn patch(
         .map_err(|_| ApiError::bad_request("bad_sdpfrag", "the body is not UTF-8"))?;
     let frag = parse_sdpfrag(text)
         .map_err(|e| ApiError::bad_request("bad_sdpfrag", format!("invalid SDP fragment: {e}")))?;
-    let remote = session
-        .pc
-        .remote_description()
-        .await
-        .ok_or_else(|| ApiError::conflict("not_negotiated", "the session has no remote description"))?;
+    let remote = session.pc.remote_description().await.ok_or_else(|| {
+        ApiError::conflict("not_negotiated", "the session has no remote description")
+    })?;
     let current_ufrag = sdp_attribute(&remote.sdp, "ice-ufrag").unwrap_or_default();
     if frag.is_ice_restart(&current_ufrag) {
         return restart_ice(&session, &remote.sdp, &frag).await;
@@ -211,7 +221,11 @@ async fn add_candidates(session: &Session, frag: &SdpFrag) -> Result<(), ApiErro
     Ok(())
 }
 
-async fn restart_ice(session: &Session, remote_sdp: &str, frag: &SdpFrag) -> Result<Response, ApiError> {
+async fn restart_ice(
+    session: &Session,
+    remote_sdp: &str,
+    frag: &SdpFrag,
+) -> Result<Response, ApiError> {
     let (Some(ufrag), Some(pwd)) = (&frag.ice_ufrag, &frag.ice_pwd) else {
         return Err(ApiError::bad_request(
             "bad_sdpfrag",
@@ -225,7 +239,9 @@ async fn restart_ice(session: &Session, remote_sdp: &str, frag: &SdpFrag) -> Res
         .pc
         .set_remote_description(offer)
         .await
-        .map_err(|e| ApiError::bad_request("ice_restart_failed", format!("ICE restart refused: {e}")))?;
+        .map_err(|e| {
+            ApiError::bad_request("ice_restart_failed", format!("ICE restart refused: {e}"))
+        })?;
     let answer = session
         .pc
         .create_answer(None)
@@ -344,7 +360,8 @@ mod tests {
 
     #[test]
     fn credentials_are_replaced_everywhere() {
-        let sdp = "v=0\r\na=ice-ufrag:old\r\na=ice-pwd:oldpwd\r\nm=video 9 X 1\r\na=ice-ufrag:old\r\n";
+        let sdp =
+            "v=0\r\na=ice-ufrag:old\r\na=ice-pwd:oldpwd\r\nm=video 9 X 1\r\na=ice-ufrag:old\r\n";
         let out = replace_ice_credentials(sdp, "new", "newpwd");
         assert_eq!(out.matches("a=ice-ufrag:new\r\n").count(), 2);
         assert!(out.contains("a=ice-pwd:newpwd") && !out.contains("old"));
@@ -353,7 +370,10 @@ mod tests {
 
     #[test]
     fn media_types_ignore_case_and_parameters() {
-        assert!(media_type_is("application/SDP; charset=utf-8", "application/sdp"));
+        assert!(media_type_is(
+            "application/SDP; charset=utf-8",
+            "application/sdp"
+        ));
         assert!(!media_type_is("text/plain", "application/sdp"));
         assert!(!media_type_is("", "application/sdp"));
     }

@@ -252,7 +252,12 @@ impl Room {
     fn is_idle(&self, grace: Duration) -> bool {
         self.publisher.lock().expect("room lock poisoned").is_none()
             && self.viewers.is_empty()
-            && self.last_active.lock().expect("room lock poisoned").elapsed() >= grace
+            && self
+                .last_active
+                .lock()
+                .expect("room lock poisoned")
+                .elapsed()
+                >= grace
     }
 
     /// The summary for the API.
@@ -374,7 +379,11 @@ mod tests {
             Ok(Some("s1".into()))
         );
         room.release_publisher("s1");
-        assert_eq!(room.publisher().unwrap().session, "s3", "stale release ignored");
+        assert_eq!(
+            room.publisher().unwrap().session,
+            "s3",
+            "stale release ignored"
+        );
         room.release_publisher("s3");
         assert!(room.publisher().is_none());
     }

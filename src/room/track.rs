@@ -295,7 +295,10 @@ mod tests {
         }
         assert!(hub.take_keyframe_request());
         assert!(!hub.take_keyframe_request());
-        assert!(hub.next_keyframe_deadline().is_some(), "one deferred request pending");
+        assert!(
+            hub.next_keyframe_deadline().is_some(),
+            "one deferred request pending"
+        );
         assert_eq!(hub.stats().keyframe_requests, 1);
     }
 }

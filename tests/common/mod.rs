@@ -43,7 +43,10 @@ impl TestServer {
 
     /// A token for `room` signed with this server's secret.
     pub fn token(&self, room: &str, role: Role, sub: &str) -> String {
-        self.server.app().keys.mint_for(room, role, sub, &sub.to_uppercase(), 600)
+        self.server
+            .app()
+            .keys
+            .mint_for(room, role, sub, &sub.to_uppercase(), 600)
     }
 
     /// `Bearer <token>`.
@@ -57,16 +60,21 @@ impl TestServer {
     }
 
     /// Waits until `pred` holds for the room's API detail, or panics after `timeout`.
-    pub async fn wait_room(&self, room: &str, timeout: Duration, pred: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+    pub async fn wait_room(
+        &self,
+        room: &str,
+        timeout: Duration,
+        pred: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
         let deadline = tokio::time::Instant::now() + timeout;
         let mut last = serde_json::Value::Null;
         while tokio::time::Instant::now() < deadline {
-            if let Ok(r) = reqwest::get(self.url(&format!("/api/rooms/{room}"))).await {
-                if r.status().is_success() {
-                    last = r.json().await.unwrap_or(serde_json::Value::Null);
-                    if pred(&last) {
-                        return last;
-                    }
+            if let Ok(r) = reqwest::get(self.url(&format!("/api/rooms/{room}"))).await
+                && r.status().is_success()
+            {
+                last = r.json().await.unwrap_or(serde_json::Value::Null);
+                if pred(&last) {
+                    return last;
                 }
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -83,7 +91,9 @@ impl TestServer {
 
 /// A fixture from `tests/data`.
 pub fn fixture(name: &str) -> String {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(name);
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(name);
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 

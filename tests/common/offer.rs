@@ -7,8 +7,8 @@ use std::time::Duration;
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 use webrtc::peer_connection::{
-    MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler,
-    RTCCertificate, RTCConfigurationBuilder, RTCIceGatheringState, RTCPeerConnectionState,
+    MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCCertificate,
+    RTCConfigurationBuilder, RTCIceGatheringState, RTCPeerConnectionState,
 };
 
 struct Gathered(tokio::sync::watch::Sender<bool>);
@@ -47,7 +47,9 @@ pub async fn recvonly_offer() -> (Arc<dyn PeerConnection>, String) {
         .expect("transceiver");
     }
     let offer = pc.create_offer(None).await.expect("offer");
-    pc.set_local_description(offer).await.expect("local description");
+    pc.set_local_description(offer)
+        .await
+        .expect("local description");
     let _ = tokio::time::timeout(Duration::from_secs(3), rx.wait_for(|d| *d)).await;
     let sdp = pc.local_description().await.expect("offer").sdp;
     (pc, sdp)
@@ -61,7 +63,8 @@ struct Watch {
 #[async_trait::async_trait]
 impl PeerConnectionEventHandler for Watch {
     async fn on_ice_gathering_state_change(&self, state: RTCIceGatheringState) {
-        self.gathered.send_replace(state == RTCIceGatheringState::Complete);
+        self.gathered
+            .send_replace(state == RTCIceGatheringState::Complete);
     }
     async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
         self.state.send_replace(state);
@@ -113,7 +116,9 @@ pub async fn sendonly_peer(
     );
     pc.add_track(Arc::new(track)).await.expect("audio track");
     let offer = pc.create_offer(None).await.expect("offer");
-    pc.set_local_description(offer).await.expect("local description");
+    pc.set_local_description(offer)
+        .await
+        .expect("local description");
     let _ = tokio::time::timeout(Duration::from_secs(3), gathered_rx.wait_for(|d| *d)).await;
     let sdp = pc.local_description().await.expect("offer").sdp;
     (pc, sdp, state_rx)
