@@ -23,6 +23,9 @@ pub struct Config {
     pub udp_host: IpAddr,
     /// Public IP advertised as the host candidate when the server sits behind 1:1 NAT.
     pub public_ip: Option<IpAddr>,
+    /// ICE-lite (RFC 8445 §2.5): the server only answers connectivity checks. Right for a
+    /// server with reachable ports; turn off to run full ICE.
+    pub ice_lite: bool,
     /// Where the JWT secret (and later recordings) live.
     pub data_dir: PathBuf,
     /// HS256 secret for tokens. When absent, one is created in `data_dir` on first start.
@@ -53,6 +56,7 @@ impl Default for Config {
             },
             udp_host: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
             public_ip: None,
+            ice_lite: true,
             data_dir: PathBuf::from("./data"),
             jwt_secret: None,
             ice_servers: Vec::new(),

@@ -7,10 +7,10 @@ use std::process::Command;
 use std::time::{Duration, SystemTime};
 
 use common::TestServer;
-use common::offer::sendonly_peer;
+use common::offer::{RawOptions, RawPeer};
 use onair::auth::Role;
 use rtc::crypto::{SignatureScheme, default_provider};
-use webrtc::peer_connection::{RTCCertificate, RTCPeerConnectionState, RTCSessionDescription};
+use webrtc::peer_connection::RTCCertificate;
 
 /// An RSA-2048 key and self-signed certificate, made fresh by openssl (no key lives in git).
 fn rsa_certificate() -> RTCCertificate {
@@ -63,30 +63,26 @@ fn rsa_certificate() -> RTCCertificate {
 }
 
 async fn whip_connects(s: &TestServer, room: &str, certificate: Option<RTCCertificate>) {
-    let (pc, offer, mut state) = sendonly_peer(certificate).await;
+    let mut peer = RawPeer::new(RawOptions {
+        certificate,
+        send: true,
+        ..Default::default()
+    })
+    .await;
     let r = reqwest::Client::new()
         .post(s.url(&format!("/whip/{room}")))
         .header("content-type", "application/sdp")
         .header("authorization", s.bearer(room, Role::Broadcaster, room))
-        .body(offer)
+        .body(peer.offer.clone())
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 201);
-    let answer = r.text().await.unwrap();
-    pc.set_remote_description(RTCSessionDescription::answer(answer).unwrap())
-        .await
-        .expect("answer applies");
-    tokio::time::timeout(
-        Duration::from_secs(20),
-        state.wait_for(|s| *s == RTCPeerConnectionState::Connected),
-    )
-    .await
-    .expect("DTLS handshake completes")
-    .unwrap();
+    peer.answer(r.text().await.unwrap()).await;
+    peer.connected(Duration::from_secs(20)).await;
     s.wait_room(room, Duration::from_secs(10), |r| r["live"] == true)
         .await;
-    pc.close().await.unwrap();
+    peer.pc.close().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -72,7 +72,8 @@ async fn created_session_has_location_etag_and_an_answer_with_candidates() {
     v.wait_connected(WAIT).await.unwrap();
     v.close().await.unwrap();
 
-    let (_client, sdp) = common::offer::recvonly_offer().await;
+    let client = common::offer::RawPeer::new(Default::default()).await;
+    let sdp = client.offer.clone();
     let r = reqwest::Client::new()
         .post(s.url("/whep/hdr"))
         .header("content-type", "application/sdp")

@@ -170,3 +170,30 @@ async fn looped_video_publishes_and_decodes_across_the_loop_point() {
     publisher.close().await.expect("WHIP DELETE");
     viewer.close().await.expect("WHEP DELETE");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chat_channel_opens_and_carries_text_both_ways() {
+    let base = support::start().await;
+    let publisher = Publisher::connect(PublishOptions {
+        video: None,
+        chat: true,
+        ..publish_options(&base)
+    })
+    .await
+    .expect("publish");
+    let chat = publisher.chat().expect("chat requested");
+    chat.wait_open(WAIT).await.expect("chat open");
+    assert_eq!(chat.state(), onair_loadtest::ChatState::Open);
+    chat.send_json(&serde_json::json!({"type": "chat", "text": "hi"}))
+        .await
+        .expect("send");
+    let echoed = chat.recv(WAIT).await.expect("reply").expect("open");
+    let json = echoed.strip_prefix("echo:").expect("echo prefix");
+    let value: serde_json::Value = serde_json::from_str(json).expect("json");
+    assert_eq!(value, serde_json::json!({"type": "chat", "text": "hi"}));
+    assert!(matches!(
+        chat.recv(Duration::from_millis(100)).await,
+        Err(ClientError::Timeout(_))
+    ));
+    publisher.close().await.expect("WHIP DELETE");
+}

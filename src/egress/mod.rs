@@ -57,7 +57,8 @@ pub async fn post(
             true => Some(add_track(pc.as_ref(), RtpCodecKind::Audio, opus_codec()).await?),
             false => None,
         };
-        let answer = complete_answer(pc.as_ref(), events.gathered.clone()).await?;
+        let answer =
+            complete_answer(pc.as_ref(), events.gathered.clone(), app.config.public_ip).await?;
         let video = match video {
             Some((track, sender)) => {
                 Some(viewer::Outbound::new(track, sender, TrackKind::Video).await?)

@@ -175,6 +175,7 @@ impl ViewerTrack {
             if any.is::<PictureLossIndication>() || any.is::<FullIntraRequest>() {
                 self.hub.request_keyframe();
             } else if let Some(nack) = any.downcast_ref::<TransportLayerNack>() {
+                self.hub.count_nack();
                 self.retransmit(nack).await;
             }
         }
@@ -194,6 +195,7 @@ impl ViewerTrack {
                 };
                 if let Some(packet) = self.hub.cached(src_seq) {
                     self.send(&packet, now).await;
+                    self.hub.count_retransmit();
                     sent += 1;
                 }
             }

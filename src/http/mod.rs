@@ -168,15 +168,8 @@ async fn patch_whip(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    session::patch(
-        &app.sessions,
-        SessionKind::Whip,
-        &room,
-        &id,
-        &headers,
-        &body,
-    )
-    .await
+    let target = (SessionKind::Whip, room.as_str(), id.as_str());
+    session::patch(&app.sessions, target, app.config.public_ip, &headers, &body).await
 }
 
 async fn patch_whep(
@@ -185,15 +178,8 @@ async fn patch_whep(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    session::patch(
-        &app.sessions,
-        SessionKind::Whep,
-        &room,
-        &id,
-        &headers,
-        &body,
-    )
-    .await
+    let target = (SessionKind::Whep, room.as_str(), id.as_str());
+    session::patch(&app.sessions, target, app.config.public_ip, &headers, &body).await
 }
 
 async fn delete_whip(

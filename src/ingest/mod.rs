@@ -52,7 +52,7 @@ pub async fn post(
 
     let negotiated = async {
         apply_offer(pc.as_ref(), offer).await?;
-        complete_answer(pc.as_ref(), events.gathered.clone()).await
+        complete_answer(pc.as_ref(), events.gathered.clone(), app.config.public_ip).await
     }
     .await;
     let answer = match negotiated {

@@ -1,6 +1,7 @@
 //! PeerConnection construction shared by ingest (WHIP) and egress (WHEP): media engine (H.264
 //! packetization-mode=1 + Opus), ICE-lite, the UDP port range, and event forwarding (I/O shell).
 
+mod feedback;
 pub mod offer;
 mod ports;
 pub mod session;
@@ -11,6 +12,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use rtc::ice::mdns::MulticastDnsMode;
+use rtc::interceptor::Slot;
 use rtc::peer_connection::configuration::interceptor_registry::{
     configure_nack, configure_rtcp_reports, configure_twcc_receiver_only,
 };
@@ -45,6 +47,9 @@ const H264_PROFILES: [(u8, &str); 6] = [
     (110, "640c1f"),
     (112, "4d401f"),
 ];
+
+/// Chain position of [`feedback::ViewerFeedback`]: beyond every built-in interceptor.
+const FEEDBACK_SLOT: usize = 14_000;
 
 /// Which side of the SFU a PeerConnection serves; decides interceptors and feedback.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -116,6 +121,7 @@ pub struct PeerFactory {
     ports: PortAllocator,
     host: IpAddr,
     public_ip: Option<IpAddr>,
+    ice_lite: bool,
 }
 
 impl PeerFactory {
@@ -125,6 +131,7 @@ impl PeerFactory {
             ports: PortAllocator::new(config.udp_ports),
             host: config.udp_host,
             public_ip: config.public_ip,
+            ice_lite: config.ice_lite,
         }
     }
 
@@ -173,10 +180,11 @@ impl PeerFactory {
     }
 
     fn setting_engine(&self) -> webrtc::peer_connection::SettingEngine {
-        // ICE-lite (RFC 8445 §2.5): the server only answers checks, needs no STUN/TURN of its
-        // own, and ignores the browser's mDNS `.local` candidates.
+        // ICE-lite (RFC 8445 §2.5, the default): the server only answers checks and needs no
+        // STUN/TURN of its own. mDNS off: the browser's `.local` candidates are ignored and
+        // ours are plain IPs.
         let mut builder = SettingEngineBuilder::new()
-            .with_lite(true)
+            .with_lite(self.ice_lite)
             .with_multicast_dns_mode(MulticastDnsMode::Disabled);
         if let Some(ip) = self.public_ip {
             builder = builder.with_nat_1to1_ips(vec![ip.to_string()], RTCIceCandidateType::Host);
@@ -253,7 +261,11 @@ fn media_setup(role: PeerRole) -> Result<(MediaEngine, Registry), PeerError> {
             for fb in video_feedback() {
                 engine.register_feedback(fb, RtpCodecKind::Video);
             }
-            configure_rtcp_reports(registry)
+            // Application-most slot: every interceptor has seen the RTCP before it is marked.
+            configure_rtcp_reports(registry).with(
+                Slot::from(FEEDBACK_SLOT),
+                feedback::ViewerFeedback::default(),
+            )
         }
     };
     Ok((engine, registry))

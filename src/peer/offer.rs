@@ -1,6 +1,7 @@
 //! The offer/answer exchange of a WHIP or WHEP `POST` (RFC 9725 §4.2): checks the offer, applies
 //! it, waits for our candidates and builds the `201 Created` response. Control plane.
 
+use std::net::IpAddr;
 use std::time::Duration;
 
 use axum::body::Bytes;
@@ -11,7 +12,7 @@ use webrtc::peer_connection::{PeerConnection, RTCSessionDescription};
 
 use super::session::{Session, media_type_is};
 use crate::config::IceServer;
-use crate::core::sdp::{OfferSummary, parse_offer};
+use crate::core::sdp::{OfferSummary, advertise_host_address, parse_offer};
 use crate::http::ApiError;
 
 /// How long we wait for our own candidates; an ICE-lite server gathers host candidates at
@@ -59,6 +60,7 @@ pub async fn apply_offer(pc: &dyn PeerConnection, sdp: String) -> Result<(), Api
 pub async fn complete_answer(
     pc: &dyn PeerConnection,
     mut gathered: watch::Receiver<bool>,
+    public_ip: Option<IpAddr>,
 ) -> Result<String, ApiError> {
     let answer = pc.create_answer(None).await.map_err(|e| {
         ApiError::bad_request(
@@ -75,10 +77,14 @@ pub async fn complete_answer(
     {
         tracing::warn!("ICE gathering did not complete in time; answering with what we have");
     }
-    pc.local_description()
-        .await
-        .map(|d| d.sdp)
-        .ok_or_else(|| ApiError::internal("answer", "no local description after negotiation"))
+    let sdp =
+        pc.local_description().await.map(|d| d.sdp).ok_or_else(|| {
+            ApiError::internal("answer", "no local description after negotiation")
+        })?;
+    Ok(match public_ip {
+        Some(ip) => advertise_host_address(&sdp, ip),
+        None => sdp,
+    })
 }
 
 /// `Link` header values for the configured STUN/TURN servers (RFC 9725 §4.6).

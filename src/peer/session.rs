@@ -2,6 +2,7 @@
 //! trickle ICE and ICE restarts over `PATCH`, and `DELETE`. Control plane; each session's media
 //! task lives in `ingest/` or `egress/`.
 
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
 use axum::body::Bytes;
@@ -11,7 +12,7 @@ use dashmap::DashMap;
 use tokio_util::sync::CancellationToken;
 use webrtc::peer_connection::{PeerConnection, RTCIceCandidateInit, RTCSessionDescription};
 
-use crate::core::sdp::{SdpFrag, parse_sdpfrag};
+use crate::core::sdp::{SdpFrag, advertise_host_address, parse_sdpfrag};
 use crate::http::ApiError;
 
 /// WHIP (publisher) or WHEP (viewer).
@@ -157,12 +158,12 @@ pub fn delete(
 /// candidates answer 204; new ICE credentials restart ICE and answer 200 with ours.
 pub async fn patch(
     sessions: &Sessions,
-    kind: SessionKind,
-    room: &str,
-    id: &str,
+    target: (SessionKind, &str, &str),
+    public_ip: Option<IpAddr>,
     headers: &HeaderMap,
     body: &Bytes,
 ) -> Result<Response, ApiError> {
+    let (kind, room, id) = target;
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -195,7 +196,7 @@ pub async fn patch(
     })?;
     let current_ufrag = sdp_attribute(&remote.sdp, "ice-ufrag").unwrap_or_default();
     if frag.is_ice_restart(&current_ufrag) {
-        return restart_ice(&session, &remote.sdp, &frag).await;
+        return restart_ice(&session, &remote.sdp, &frag, public_ip).await;
     }
     add_candidates(&session, &frag).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
@@ -225,6 +226,7 @@ async fn restart_ice(
     session: &Session,
     remote_sdp: &str,
     frag: &SdpFrag,
+    public_ip: Option<IpAddr>,
 ) -> Result<Response, ApiError> {
     let (Some(ufrag), Some(pwd)) = (&frag.ice_ufrag, &frag.ice_pwd) else {
         return Err(ApiError::bad_request(
@@ -260,7 +262,11 @@ async fn restart_ice(
     let etag = new_etag();
     *session.etag.lock().expect("etag lock poisoned") = etag.clone();
     tracing::info!(session = %session.id, "ICE restarted");
-    let mut response = (StatusCode::OK, restart_fragment(&local.sdp)).into_response();
+    let mut fragment = restart_fragment(&local.sdp);
+    if let Some(ip) = public_ip {
+        fragment = advertise_host_address(&fragment, ip);
+    }
+    let mut response = (StatusCode::OK, fragment).into_response();
     let h = response.headers_mut();
     h.insert(
         header::CONTENT_TYPE,

@@ -74,6 +74,10 @@ pub struct TrackStats {
     pub dropped: u64,
     /// Keyframe requests sent upstream.
     pub keyframe_requests: u64,
+    /// Generic NACK messages received from viewers.
+    pub nacks: u64,
+    /// Packets re-sent from the retransmission cache to answer them.
+    pub retransmitted: u64,
 }
 
 /// Fan-out of one track of a room to its consumers (viewers, and later the HLS tap).
@@ -90,6 +94,8 @@ pub struct TrackHub {
     bytes_in: AtomicU64,
     dropped: AtomicU64,
     keyframe_requests: AtomicU64,
+    nacks: AtomicU64,
+    retransmitted: AtomicU64,
 }
 
 impl TrackHub {
@@ -109,6 +115,8 @@ impl TrackHub {
             bytes_in: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
             keyframe_requests: AtomicU64::new(0),
+            nacks: AtomicU64::new(0),
+            retransmitted: AtomicU64::new(0),
         }
     }
 
@@ -225,6 +233,16 @@ impl TrackHub {
         self.keyframe_wanted.notified().await;
     }
 
+    /// Counts a NACK message from a viewer.
+    pub fn count_nack(&self) {
+        self.nacks.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a packet re-sent from the cache.
+    pub fn count_retransmit(&self) {
+        self.retransmitted.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// A snapshot of the counters.
     pub fn stats(&self) -> TrackStats {
         TrackStats {
@@ -232,6 +250,8 @@ impl TrackHub {
             bytes_in: self.bytes_in.load(Ordering::Relaxed),
             dropped: self.dropped.load(Ordering::Relaxed),
             keyframe_requests: self.keyframe_requests.load(Ordering::Relaxed),
+            nacks: self.nacks.load(Ordering::Relaxed),
+            retransmitted: self.retransmitted.load(Ordering::Relaxed),
         }
     }
 }

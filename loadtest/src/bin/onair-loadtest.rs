@@ -61,7 +61,7 @@ struct PublishArgs {
     height: u32,
     #[arg(long, default_value_t = 30)]
     fps: u32,
-    /// Video bitrate in bits per second.
+    /// Video bitrate ceiling in bits per second (the synthetic pattern often needs less).
     #[arg(long, default_value_t = 2_000_000)]
     bitrate: u32,
     /// An IDR every this many frames (0: only on request).

@@ -3,7 +3,7 @@
 
 pub mod reassembler;
 
-pub use reassembler::{AccessUnit, ReassembleOutcome, Reassembler};
+pub use reassembler::{AccessUnit, Reassembler, ReassemblerStats};
 
 /// NAL unit type of a non-IDR coded slice.
 pub const NAL_SLICE: u8 = 1;

@@ -33,7 +33,7 @@ pub struct AccessUnit {
 
 /// Running counts of what the reassembler did with the frames it saw.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct ReassembleOutcome {
+pub struct ReassemblerStats {
     /// Frames completed and returned.
     pub frames_complete: u64,
     /// Frames given up because a packet never arrived (or arrived too late).
@@ -54,7 +54,7 @@ pub struct Reassembler {
     marker_seq: Option<u64>,
     last_end_seq: Option<u64>,
     waiting_for_idr: bool,
-    outcome: ReassembleOutcome,
+    stats: ReassemblerStats,
 }
 
 impl Default for Reassembler {
@@ -72,13 +72,13 @@ impl Reassembler {
             marker_seq: None,
             last_end_seq: None,
             waiting_for_idr: true,
-            outcome: ReassembleOutcome::default(),
+            stats: ReassemblerStats::default(),
         }
     }
 
     /// What happened so far.
-    pub fn outcome(&self) -> ReassembleOutcome {
-        self.outcome
+    pub fn stats(&self) -> ReassemblerStats {
+        self.stats
     }
 
     /// Whether output is suspended until the next complete IDR access unit.
@@ -88,9 +88,9 @@ impl Reassembler {
 
     /// Forgets all state (e.g. after an SSRC change): waits for the next IDR again.
     pub fn reset(&mut self) {
-        let outcome = self.outcome;
+        let stats = self.stats;
         *self = Self::new();
-        self.outcome = outcome;
+        self.stats = stats;
     }
 
     /// Feeds one packet; `ext_seq` is its extended (wrap-free) sequence number. Returns an
@@ -103,13 +103,13 @@ impl Reassembler {
         payload: Bytes,
     ) -> Option<AccessUnit> {
         if self.last_end_seq.is_some_and(|end| ext_seq <= end) {
-            self.outcome.late_packets += 1;
+            self.stats.late_packets += 1;
             return None;
         }
         match self.pending_ts {
             Some(ts) if ts == timestamp => {}
             Some(ts) if (timestamp.wrapping_sub(ts) as i32) < 0 => {
-                self.outcome.late_packets += 1;
+                self.stats.late_packets += 1;
                 return None;
             }
             _ => {
@@ -134,7 +134,7 @@ impl Reassembler {
     /// Gives up the frame being collected (if any) as incomplete.
     fn abandon_pending(&mut self) {
         if !self.pending.is_empty() {
-            self.outcome.frames_incomplete += 1;
+            self.stats.frames_incomplete += 1;
             self.waiting_for_idr = true;
             // If its marker arrived we still know where the next frame starts; otherwise the
             // next frame must prove its start by beginning with a whole NAL unit.
@@ -165,17 +165,17 @@ impl Reassembler {
         self.marker_seq = None;
         self.last_end_seq = Some(marker);
         let Ok(data) = result else {
-            self.outcome.frames_malformed += 1;
+            self.stats.frames_malformed += 1;
             self.waiting_for_idr = true;
             return None;
         };
         let keyframe = super::contains_idr(&data);
         if self.waiting_for_idr && !keyframe {
-            self.outcome.frames_skipped_waiting_idr += 1;
+            self.stats.frames_skipped_waiting_idr += 1;
             return None;
         }
         self.waiting_for_idr = false;
-        self.outcome.frames_complete += 1;
+        self.stats.frames_complete += 1;
         Some(AccessUnit {
             data: Bytes::from(data),
             keyframe,

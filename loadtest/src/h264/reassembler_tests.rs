@@ -78,7 +78,7 @@ fn in_order_stream_with_fu_a_and_stap_a_reassembles_every_frame() {
     assert_eq!(types[0], NAL_STAP_A, "SPS+PPS aggregated first");
     let mut r = Reassembler::new();
     assert_eq!(feed(&mut r, &pkts), (0..12).collect::<Vec<_>>());
-    let o = r.outcome();
+    let o = r.stats();
     assert_eq!(o.frames_complete, 12);
     assert_eq!(o.frames_incomplete + o.frames_malformed + o.late_packets, 0);
 }
@@ -102,7 +102,7 @@ fn reordering_inside_a_frame_is_repaired() {
     pkts[f4[0]..=f4[f4.len() - 1]].reverse();
     let mut r = Reassembler::new();
     assert_eq!(feed(&mut r, &pkts), (0..6).collect::<Vec<_>>());
-    assert_eq!(r.outcome().frames_incomplete, 0);
+    assert_eq!(r.stats().frames_incomplete, 0);
 }
 
 #[test]
@@ -116,7 +116,7 @@ fn loss_drops_the_frame_and_waits_for_the_next_idr() {
     pkts.remove(victim);
     let mut r = Reassembler::new();
     assert_eq!(feed(&mut r, &pkts), vec![0, 1, 2, 6, 7, 8, 9]);
-    let o = r.outcome();
+    let o = r.stats();
     assert_eq!(o.frames_incomplete, 1);
     assert_eq!(o.frames_skipped_waiting_idr, 2, "frames 4 and 5");
 }
@@ -144,7 +144,7 @@ fn a_packet_overtaken_by_the_next_frame_is_late_and_its_frame_lost() {
     pkts.swap(last_of_1, first_of_2);
     let mut r = Reassembler::new();
     assert_eq!(feed(&mut r, &pkts), vec![0, 5, 6, 7]);
-    let o = r.outcome();
+    let o = r.stats();
     assert_eq!(o.late_packets, 1);
     assert_eq!(o.frames_incomplete, 1);
 }
@@ -201,8 +201,5 @@ fn malformed_fragmentation_is_rejected() {
     );
     let mut r = Reassembler::new();
     assert!(r.push(0, 10, true, fu_middle).is_none());
-    assert_eq!(
-        r.outcome().frames_incomplete + r.outcome().frames_malformed,
-        0
-    );
+    assert_eq!(r.stats().frames_incomplete + r.stats().frames_malformed, 0);
 }

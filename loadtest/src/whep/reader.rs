@@ -228,7 +228,7 @@ impl Decoding {
         track: &dyn TrackRemote,
     ) {
         let header = packet.header;
-        let before = self.reassembler.outcome();
+        let before = self.reassembler.stats();
         let unit = self
             .reassembler
             .push(ext_seq, header.timestamp, header.marker, packet.payload);
@@ -255,7 +255,7 @@ impl Decoding {
                 }
             }
         }
-        let after = self.reassembler.outcome();
+        let after = self.reassembler.stats();
         if after != before {
             counters
                 .frames_incomplete
