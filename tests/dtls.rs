@@ -66,7 +66,6 @@ async fn whip_connects(s: &TestServer, room: &str, certificate: Option<RTCCertif
     let mut peer = RawPeer::new(RawOptions {
         certificate,
         send: true,
-        ..Default::default()
     })
     .await;
     let r = reqwest::Client::new()
