@@ -242,5 +242,5 @@ async function init() {
   setStatus(ui.status, "idle", "offline");
 }
 
-addEventListener("pagehide", () => session?.close());
+addEventListener("pagehide", () => session && stop());
 init();

@@ -18,6 +18,7 @@ const ROOM_POLL_MS = 2000;
 const TICK_MS = 500;
 const FRAME_GAP_MS = 1500; // no decoded frame for this long: the broadcaster is gone
 const DISCONNECT_GRACE_MS = 3000; // "disconnected" often heals by itself
+const STALL_MS = 5000; // the room is live but nothing arrives: this session is broken
 const BACKOFF_MIN_MS = 1000;
 const BACKOFF_MAX_MS = 5000;
 
@@ -30,6 +31,7 @@ let retryTimer = 0;
 let disconnectTimer = 0;
 let roomLive = null; // from the API; null while unknown
 let media = { frames: 0, audioPackets: 0, lastFrameAt: 0, lastAudioAt: 0 };
+let stalledSince = 0;
 
 function show(state, text) {
   setStatus(ui.status, state, text);
@@ -106,6 +108,7 @@ async function sampleMedia() {
   const pc = session?.pc;
   if (!pc || pc.connectionState !== "connected") return;
   const stats = await pc.getStats();
+  if (session?.pc !== pc) return; // reconnected meanwhile
   let frames = 0;
   let audioPackets = 0;
   stats.forEach((report) => {
@@ -122,11 +125,20 @@ async function sampleMedia() {
 
 /** Live while frames arrive; otherwise waiting (or starting when the API already says live). */
 function updateStatus() {
-  if (session?.pc?.connectionState !== "connected") return;
+  if (session?.pc?.connectionState !== "connected") {
+    stalledSince = 0;
+    return;
+  }
   const now = performance.now();
   const video = media.lastFrameAt > 0 && now - media.lastFrameAt < FRAME_GAP_MS;
   const audio = media.lastAudioAt > 0 && now - media.lastAudioAt < FRAME_GAP_MS;
   if (!video && ui.status.dataset.state === "live") refreshRoom(); // frames stopped: ask now
+  stalledSince = roomLive && !video && !audio ? stalledSince || now : 0;
+  if (stalledSince && now - stalledSince > STALL_MS) {
+    stalledSince = 0;
+    reconnect("no media arrived although the room is live");
+    return;
+  }
   if (video) show("live", "live");
   else if (audio && roomLive) show("live", "live (audio only)");
   else if (roomLive) show("starting", "starting…");
@@ -195,7 +207,17 @@ function init() {
     attempt = 0;
     connect();
   });
-  addEventListener("pagehide", () => session?.close());
+  addEventListener("pagehide", () => {
+    clearTimeout(retryTimer);
+    const old = session;
+    session = null;
+    old?.close();
+  });
+  addEventListener("pageshow", (event) => {
+    if (!event.persisted) return; // restored from the back/forward cache: play again
+    attempt = 0;
+    connect();
+  });
   connect();
   pollRoom();
   tick();
