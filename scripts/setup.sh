@@ -28,3 +28,14 @@ if [ ! -f "$stamp" ] || ! cmp -s "$lock" "$stamp"; then
   (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
   cp "$lock" "$stamp"
 fi
+
+# The interop tests' independent WebRTC stack (aiortc) in its own virtualenv, reinstalled only
+# when requirements.txt changed.
+venv=tests/interop/.venv
+reqs=tests/interop/requirements.txt
+if [ ! -x "$venv/bin/python" ] || ! cmp -s "$reqs" "$venv/.onair-reqs"; then
+  echo "setup: installing interop test packages"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$reqs"
+  cp "$reqs" "$venv/.onair-reqs"
+fi

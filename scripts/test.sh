@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of onair: formatting and lints, the Rust unit and integration tests (real
-# WebRTC peers, openh264 + Opus media), then the browser tests (Debian's Chromium + Playwright).
+# WebRTC peers, openh264 + Opus media), interop with an independent stack (aiortc), then the
+# browser tests (Debian's Chromium + Playwright).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,5 +14,7 @@ cargo clippy --workspace --all-targets -- -D warnings
 echo "== cargo test"
 cargo build --workspace --bins
 cargo test --workspace
+echo "== interop tests (aiortc)"
+ONAIR_BIN="$PWD/target/debug/onair" tests/interop/.venv/bin/python -m pytest -q tests/interop
 echo "== browser tests"
 ONAIR_BIN="$PWD/target/debug/onair" node --test tests/browser/
