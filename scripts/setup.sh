@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the tests need on a fresh Debian machine, idempotently: Debian's Chromium (for
-# the browser tests), libopus + pkg-config (the Rust test clients encode Opus), and the browser
-# test's npm packages (playwright-core only: it drives the system Chromium, downloads nothing).
+# the browser tests), libopus + pkg-config (the Rust test clients encode Opus), GStreamer 1.22
+# and aiortc (independent WebRTC stacks for the interop tests), and the browser test's npm
+# packages (playwright-core only: it drives the system Chromium, downloads nothing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,6 +12,15 @@ command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
 pkg-config --exists opus 2>/dev/null || need+=(libopus-dev)
 command -v node >/dev/null 2>&1 || need+=(nodejs npm)
+# GStreamer 1.22 webrtcbin (an RSA-certificate WHIP publisher) for the interop test.
+gst_probe='import gi
+gi.require_version("Gst", "1.0"); gi.require_version("GstWebRTC", "1.0"); gi.require_version("GstSdp", "1.0")
+from gi.repository import Gst
+Gst.init(None)
+assert all(Gst.ElementFactory.find(e) for e in ["webrtcbin", "nicesrc", "x264enc", "opusenc", "rtph264pay", "videotestsrc"])'
+/usr/bin/python3 -c "$gst_probe" >/dev/null 2>&1 || need+=(python3-gi gir1.2-gstreamer-1.0 \
+  gir1.2-gst-plugins-base-1.0 gir1.2-gst-plugins-bad-1.0 gstreamer1.0-plugins-base \
+  gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-nice)
 
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing ${need[*]}"

@@ -3,23 +3,13 @@ publishes H.264 + Opus over WHIP to the real onair binary, and an aiortc WHEP vi
 
 import asyncio
 import fractions
-import os
-import re
-import shutil
-import signal
-import subprocess
-import tempfile
 import time
-from pathlib import Path
 
 import aiohttp
 import av
-import pytest
 from aiortc import MediaStreamTrack, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
 from aiortc.mediastreams import AudioStreamTrack
 
-ROOT = Path(__file__).resolve().parents[2]
-BIN = os.environ.get("ONAIR_BIN", str(ROOT / "target" / "debug" / "onair"))
 WIDTH, HEIGHT, FPS = 320, 240, 30
 
 
@@ -53,52 +43,6 @@ class MovingBar(MediaStreamTrack):
         frame.time_base = fractions.Fraction(1, 90000)
         self.n += 1
         return frame
-
-
-class Server:
-    """The onair binary on loopback with a fresh data directory."""
-
-    def __init__(self):
-        self.dir = tempfile.mkdtemp(prefix="onair-interop-")
-        self.proc = subprocess.Popen(
-            [BIN, "serve", "--http", "127.0.0.1:0", "--data-dir", self.dir, "--udp-host", "127.0.0.1"],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-        )
-        self.base = None
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            line = self.proc.stdout.readline()
-            match = re.search(r"listening on (http\S+)", line)
-            if match:
-                self.base = match.group(1)
-                break
-        assert self.base, "server printed its address"
-
-    def token(self, room, role):
-        out = subprocess.run(
-            [BIN, "token", "--data-dir", self.dir, "--room", room, "--role", role, "--name", "aiortc"],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        return out.stdout.strip()
-
-    def stop(self):
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-
-@pytest.fixture
-def server():
-    s = Server()
-    yield s
-    s.stop()
 
 
 async def post_offer(session, url, pc, token=None):
