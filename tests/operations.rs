@@ -294,3 +294,50 @@ async fn shutdown_closes_every_session() {
     publisher.drop_without_delete().await;
     viewer.pc.close().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn metrics_count_packets_sessions_and_rooms() {
+    let s = TestServer::start().await;
+    let publisher = publisher(&s, "metered").await;
+    let mut viewer = RawPeer::new(RawOptions::default()).await;
+    let (status, _, answer) = whep(&s, "metered", &viewer.offer).await;
+    assert_eq!(status, 201);
+    viewer.answer(answer).await;
+    viewer.connected(WAIT).await;
+    s.wait_room("metered", WAIT, |r| {
+        r["video"]["packets_in"].as_u64() > Some(30)
+    })
+    .await;
+    let r = reqwest::get(s.url("/metrics")).await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain; version=0.0.4")
+    );
+    let text = r.text().await.unwrap();
+    let value = |series: &str| -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(series).and_then(|v| v.trim().parse().ok()))
+            .unwrap_or_else(|| panic!("no {series} in\n{text}"))
+    };
+    assert_eq!(value("onair_rooms "), 1.0);
+    assert_eq!(value("onair_sessions{kind=\"whip\"} "), 1.0);
+    assert_eq!(value("onair_sessions{kind=\"whep\"} "), 1.0);
+    assert!(value("onair_packets_in_total{kind=\"video\"} ") > 30.0);
+    assert!(value("onair_packets_in_total{kind=\"audio\"} ") > 0.0);
+    assert!(value("onair_keyframe_requests_total{kind=\"video\"} ") >= 1.0);
+    assert_eq!(value("onair_room_viewers{room=\"metered\"} "), 1.0);
+    assert_eq!(value("onair_room_live{room=\"metered\"} "), 1.0);
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        assert!(
+            line.rsplit_once(' ')
+                .is_some_and(|(_, v)| v.parse::<f64>().is_ok()),
+            "{line}"
+        );
+    }
+    viewer.pc.close().await.unwrap();
+    publisher.close().await.unwrap();
+    s.stop().await;
+}

@@ -3,6 +3,7 @@
 
 mod api;
 mod error;
+mod metrics;
 mod web;
 
 pub use error::ApiError;
@@ -100,6 +101,7 @@ pub fn router(app: App) -> Router {
         .merge(media)
         .merge(api::routes())
         .merge(web::routes())
+        .route("/metrics", axum::routing::get(metrics::metrics))
         .fallback(|| async { ApiError::not_found("no such route") })
         .layer(cors())
         .layer(middleware::from_fn(accept_post))

@@ -325,6 +325,11 @@ impl Rooms {
         self.rooms.get(name).map(|r| r.clone())
     }
 
+    /// Every room (a snapshot of the registry).
+    pub fn all(&self) -> Vec<Arc<Room>> {
+        self.rooms.iter().map(|r| r.clone()).collect()
+    }
+
     /// Summaries of every room, sorted by name.
     pub fn list(&self) -> Vec<RoomSummary> {
         let mut list: Vec<_> = self.rooms.iter().map(|r| r.summary()).collect();
