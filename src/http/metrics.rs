@@ -46,7 +46,7 @@ pub async fn metrics(State(app): State<App>) -> Response {
         add(&mut totals[0], &room.video.stats());
         add(&mut totals[1], &room.audio.stats());
     }
-    let counters: [(&str, &str, fn(&TrackStats) -> u64); 6] = [
+    let counters: [Counter; 6] = [
         (
             "onair_packets_in_total",
             "RTP packets received from publishers.",
@@ -116,6 +116,9 @@ pub async fn metrics(State(app): State<App>) -> Response {
     );
     response
 }
+
+/// A counter's name, help text and how to read it from a track's stats.
+type Counter = (&'static str, &'static str, fn(&TrackStats) -> u64);
 
 fn gauge(out: &mut String, name: &str, help: &str, value: u64) {
     let _ = writeln!(
