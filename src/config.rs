@@ -44,6 +44,8 @@ pub struct Config {
     pub connect_timeout_secs: u64,
     /// Packets per track kept to answer viewers' NACKs.
     pub retransmit_cache: usize,
+    /// Chat limits (`[chat]` in `onair.toml`).
+    pub chat: crate::core::chat::ChatLimits,
 }
 
 impl Default for Config {
@@ -66,6 +68,7 @@ impl Default for Config {
             pli_interval_ms: 500,
             connect_timeout_secs: 20,
             retransmit_cache: 1024,
+            chat: crate::core::chat::ChatLimits::default(),
         }
     }
 }
@@ -246,6 +249,7 @@ impl Config {
         if self.retransmit_cache < 16 || self.retransmit_cache > 32768 {
             return invalid("retransmit_cache must be within 16..=32768 packets");
         }
+        self.chat.validate().map_err(ConfigError::Invalid)?;
         if self.connect_timeout_secs == 0 {
             return invalid("connect_timeout_secs must be at least 1");
         }

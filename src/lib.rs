@@ -3,6 +3,7 @@
 //! ingest -> room -> egress.
 
 pub mod auth;
+pub mod chat;
 pub mod config;
 pub mod core;
 pub mod egress;

@@ -34,10 +34,12 @@ export class OnairSession {
     this.resource = null;
     this.etag = null;
     this.closed = false;
+    /** The "chat" RTCDataChannel, when publish/play were asked for one (DESIGN.md §4). */
+    this.chat = null;
   }
 
-  /** WHIP: sends the tracks of `stream` (sendonly, H.264 preferred). */
-  async publish(stream, { maxVideoBitrate = 2_500_000 } = {}) {
+  /** WHIP: sends the tracks of `stream` (sendonly, H.264 preferred); `chat` adds the chat data channel. */
+  async publish(stream, { maxVideoBitrate = 2_500_000, chat = false } = {}) {
     const pc = this.#createPeerConnection();
     for (const track of [...stream.getVideoTracks(), ...stream.getAudioTracks()]) {
       const init = { direction: "sendonly", streams: [stream] };
@@ -45,17 +47,19 @@ export class OnairSession {
       const transceiver = pc.addTransceiver(track, init);
       preferCodecs(transceiver, track.kind);
     }
+    if (chat) this.chat = pc.createDataChannel("chat"); // after the media: m=application comes last
     await this.#negotiate();
   }
 
-  /** WHEP: receives video and audio; returns the MediaStream the tracks arrive on. */
-  async play() {
+  /** WHEP: receives video and audio; returns the MediaStream the tracks arrive on. `chat` adds the chat data channel. */
+  async play({ chat = false } = {}) {
     const pc = this.#createPeerConnection();
     const stream = new MediaStream();
     pc.addEventListener("track", (event) => stream.addTrack(event.track));
     for (const kind of ["video", "audio"]) {
       preferCodecs(pc.addTransceiver(kind, { direction: "recvonly" }), kind);
     }
+    if (chat) this.chat = pc.createDataChannel("chat"); // after the media: m=application comes last
     await this.#negotiate();
     return stream;
   }

@@ -1,5 +1,6 @@
-// onair web: studio page logic (device selection, preview, WHIP publish, viewer count)
+// onair web: studio page logic (device selection, preview, WHIP publish, viewer count, chat while live)
 import { OnairSession, fetchRoom, roomFromPath, tokenFromQuery, setStatus, showMessage } from "/web/onair.js";
+import { mountChat } from "/web/chat.js";
 
 const $ = (id) => document.getElementById(id);
 const ui = {
@@ -14,7 +15,9 @@ const ui = {
   tokenHelp: $("token-help"),
   roomName: $("room-name"),
   watchLink: $("watch-link"),
+  chat: $("chat"),
 };
+const CHAT_OFFLINE = "Chat opens when you go live.";
 
 const VIDEO = { width: { ideal: 1280 }, height: { ideal: 720 }, frameRate: { ideal: 30 } };
 const AUDIO = { echoCancellation: true, noiseSuppression: true, autoGainControl: true };
@@ -24,6 +27,7 @@ const room = roomFromPath("studio");
 const token = tokenFromQuery();
 const stream = new MediaStream();
 let session = null;
+let chat = null; // the chat panel, over the WHIP session's "chat" data channel
 
 function fail(message) {
   showMessage(ui.error, message);
@@ -146,7 +150,9 @@ async function goLive() {
   });
   session = current;
   try {
-    await current.publish(stream);
+    const publishing = current.publish(stream, { chat: true });
+    if (current.chat) chat?.attach(current.chat);
+    await publishing;
   } catch (error) {
     if (session !== current) return; // stopped meanwhile
     await endSession();
@@ -171,6 +177,7 @@ function onConnectionState(current, state) {
 async function endSession() {
   const current = session;
   session = null;
+  chat?.detach(CHAT_OFFLINE);
   ui.goLive.disabled = !token;
   ui.stop.disabled = true;
   await current?.close();
@@ -216,6 +223,7 @@ async function init() {
   ui.watchLink.href = watchUrl;
   ui.watchLink.textContent = watchUrl;
   if (!token) showTokenHelp();
+  if (token) chat = mountChat(ui.chat, { room, token, transport: "datachannel", idleText: CHAT_OFFLINE });
   pollViewers();
 
   if (!navigator.mediaDevices?.getUserMedia) {

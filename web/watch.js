@@ -1,5 +1,6 @@
-// onair web: watch page logic (WHEP playback, waiting/live status, automatic reconnect, viewer count)
+// onair web: watch page logic (WHEP playback, waiting/live status, automatic reconnect, viewer count, chat)
 import { OnairSession, fetchRoom, roomFromPath, tokenFromQuery, setStatus, showMessage } from "/web/onair.js";
+import { mountChat } from "/web/chat.js";
 
 const $ = (id) => document.getElementById(id);
 const ui = {
@@ -12,6 +13,7 @@ const ui = {
   error: $("error"),
   detail: $("detail"),
   roomName: $("room-name"),
+  chat: $("chat"),
 };
 
 const ROOM_POLL_MS = 2000;
@@ -32,6 +34,8 @@ let disconnectTimer = 0;
 let roomLive = null; // from the API; null while unknown
 let media = { frames: 0, audioPackets: 0, lastFrameAt: 0, lastAudioAt: 0 };
 let stalledSince = 0;
+let chat = null; // the chat panel, over each WHEP session's "chat" data channel
+let chatCounts = false; // once chat presence reports the viewer count, it is the one shown
 
 function show(state, text) {
   setStatus(ui.status, state, text);
@@ -50,9 +54,10 @@ function connect() {
   });
   session = current;
   media = { frames: 0, audioPackets: 0, lastFrameAt: 0, lastAudioAt: 0 };
-  current.play().then(
+  current.play({ chat: true }).then(
     (stream) => {
       if (session !== current) return;
+      if (current.chat) chat?.attach(current.chat);
       ui.video.srcObject = stream;
       ui.video.play().catch(() => {});
     },
@@ -60,6 +65,7 @@ function connect() {
       if (session !== current) return;
       session = null;
       current.close();
+      chat?.detach(error.permanent ? error.message : "chat reconnects with the video…");
       if (error.permanent) {
         show("error", "cannot play");
         showMessage(ui.error, error.message);
@@ -92,6 +98,7 @@ function reconnect(reason) {
   const old = session;
   session = null;
   old?.close();
+  chat?.detach("chat reconnects with the video…");
   scheduleReconnect(reason);
 }
 
@@ -162,7 +169,7 @@ function refreshRoom() {
   roomRequest ??= fetchRoom(room, token)
     .then((info) => {
       roomLive = Boolean(info.live);
-      ui.viewers.textContent = String(info.viewers ?? 0);
+      if (!chatCounts) ui.viewers.textContent = String(info.viewers ?? 0);
     })
     .catch(() => {
       roomLive = null;
@@ -202,6 +209,15 @@ function init() {
   }
   document.title = `${room} · onair`;
   ui.roomName.textContent = room;
+  chat = mountChat(ui.chat, {
+    room,
+    token,
+    transport: "datachannel",
+    onViewers: (count) => {
+      chatCounts = true;
+      ui.viewers.textContent = String(count);
+    },
+  });
   ui.unmute.addEventListener("click", toggleSound);
   ui.retry.addEventListener("click", () => {
     attempt = 0;

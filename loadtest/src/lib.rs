@@ -6,23 +6,28 @@
 //! consumes `egress::Viewer`. [`media`] makes and checks the media, [`h264`] handles RTP
 //! payloads; neither does I/O.
 
+pub mod bench;
 pub mod chat;
 pub mod error;
 pub mod h264;
+pub mod histogram;
 pub mod media;
 mod peer;
+pub mod probe;
 mod signaling;
 pub mod whep;
 pub mod whip;
 
 pub use chat::{ChatChannel, ChatState};
 pub use error::{ClientError, MediaError};
+pub use histogram::{Histogram, HistogramSnapshot};
 pub use media::{
     AudioConfig, AudioSource, DecodedFrame, EncodedFrame, LumaFrame, TestPattern, VideoConfig,
     VideoDecoder, VideoLoop, VideoSource,
 };
+pub use probe::LatencyProbe;
 /// The peer connection states [`Publisher::connection_state`] and [`Viewer::connection_state`]
 /// report.
 pub use webrtc::peer_connection::RTCPeerConnectionState;
-pub use whep::{TrackStats, ViewOptions, Viewer, ViewerStats};
+pub use whep::{JoinTimeline, TrackStats, ViewOptions, Viewer, ViewerStats};
 pub use whip::{PublishOptions, Publisher, PublisherStats};

@@ -4,7 +4,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 use std::sync::OnceLock;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, ETAG, LOCATION};
 use reqwest::{StatusCode, Url};
@@ -34,6 +34,10 @@ pub(crate) struct Session {
     pub etag: Option<String>,
     /// The SDP answer.
     pub answer: String,
+    /// When the POST was handed to the HTTP client.
+    pub posted_at: Instant,
+    /// When the whole `201` response (the answer) had arrived.
+    pub answered_at: Instant,
 }
 
 /// `{base}/{endpoint}/{room}`, with `room` percent-encoded as one path segment.
@@ -61,6 +65,7 @@ pub(crate) async fn post_offer(
     if let Some(token) = token {
         request = request.header(AUTHORIZATION, format!("Bearer {token}"));
     }
+    let posted_at = Instant::now();
     let response = request.send().await?;
     let status = response.status();
     if status != StatusCode::CREATED {
@@ -85,6 +90,7 @@ pub(crate) async fn post_offer(
         .map_err(|e| ClientError::Protocol(format!("bad Location {location:?}: {e}")))?
         .to_string();
     let answer = response.text().await?;
+    let answered_at = Instant::now();
     if !answer.starts_with("v=0") {
         return Err(ClientError::Protocol(format!(
             "201 body is not an SDP answer: {:?}",
@@ -95,6 +101,8 @@ pub(crate) async fn post_offer(
         resource_url,
         etag,
         answer,
+        posted_at,
+        answered_at,
     })
 }
 

@@ -31,6 +31,7 @@ fn publish_options(base: &str) -> PublishOptions {
         video_loop: None,
         audio: Some(AudioConfig::default()),
         chat: false,
+        latency_probe: None,
     }
 }
 

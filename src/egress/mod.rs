@@ -23,7 +23,7 @@ use crate::core::sdp::{Codec, MediaKind, OfferSummary};
 use crate::http::{ApiError, App, valid_room};
 use crate::ingest::{close_quietly, peer_error};
 use crate::peer::offer::{SUPPORTED_CODECS, apply_offer, complete_answer, created, read_offer};
-use crate::peer::session::{Session, SessionKind, random_id};
+use crate::peer::session::{Session, SessionKind, SessionUser};
 use crate::peer::{PeerRole, h264_codec, opus_codec};
 use crate::room::{TrackKind, ViewerInfo};
 
@@ -39,6 +39,11 @@ pub async fn post(
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
     let claims = app.keys.authorize_view(authorization, &room_name)?;
+    let user = claims
+        .as_ref()
+        .map(SessionUser::from_claims)
+        .unwrap_or_else(SessionUser::anonymous);
+    app.chat.check_ban(&room_name, &user).await?;
     let (offer, summary) = read_offer(&headers, &body)?;
     let wants = Wants::from_offer(&summary);
 
@@ -83,11 +88,8 @@ pub async fn post(
     };
 
     let room = app.rooms.get_or_create(&room_name);
-    let session = Session::new(&room_name, SessionKind::Whep, pc.clone());
-    let name = claims
-        .as_ref()
-        .map(|c| c.name.clone())
-        .unwrap_or_else(|| format!("viewer-{}", &random_id()[..6]));
+    let name = user.name.clone();
+    let session = Session::new(&room_name, SessionKind::Whep, user, pc.clone());
     let video = video.map(|out| out.attach(room.hub(TrackKind::Video).clone()));
     let audio = audio.map(|out| out.attach(room.hub(TrackKind::Audio).clone()));
     let drop_counters = video

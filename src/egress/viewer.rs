@@ -279,6 +279,9 @@ pub async fn run(ctx: ViewerCtx) {
                     tracing::info!(session = %session.id, %state, "viewer connection ended");
                     break;
                 }
+                Some(PeerEvent::DataChannel(channel)) => {
+                    crate::chat::attach_data_channel(&app, &session, channel);
+                }
                 Some(_) => {}
                 None => break,
             },

@@ -36,7 +36,10 @@ async fn room(State(app): State<App>, Path(name): Path<String>) -> Result<Json<V
             "no room `{name}` (nobody has published or watched it yet)"
         ))
     })?;
-    Ok(Json(
-        serde_json::to_value(room.detail()).map_err(|e| ApiError::internal("room", e))?,
-    ))
+    let mut detail =
+        serde_json::to_value(room.detail()).map_err(|e| ApiError::internal("room", e))?;
+    if let Some(chat) = app.chat.stats(&name).await {
+        detail["chat"] = json!(chat);
+    }
+    Ok(Json(detail))
 }

@@ -46,6 +46,8 @@ pub struct AppState {
     pub link_headers: Vec<HeaderValue>,
     /// Every session task, so shutdown can wait for them.
     pub tasks: TaskTracker,
+    /// Every room's chat hub.
+    pub chat: crate::chat::ChatHubs,
 }
 
 /// Shared state handle.
@@ -61,6 +63,7 @@ impl AppState {
             peers: PeerFactory::new(&config),
             link_headers: ice_server_links(&config.ice_servers),
             tasks: TaskTracker::new(),
+            chat: crate::chat::ChatHubs::default(),
             config,
         })
     }
@@ -99,6 +102,7 @@ pub fn router(app: App) -> Router {
         .layer(middleware::from_fn(json_limit_errors));
     Router::new()
         .merge(media)
+        .route("/ws/{room}", axum::routing::get(crate::chat::ws::get))
         .merge(api::routes())
         .merge(web::routes())
         .route("/metrics", axum::routing::get(metrics::metrics))

@@ -12,7 +12,7 @@ use axum::response::Response;
 
 use crate::http::{ApiError, App, valid_room};
 use crate::peer::offer::{apply_offer, complete_answer, created, read_offer};
-use crate::peer::session::{Session, SessionKind};
+use crate::peer::session::{Session, SessionKind, SessionUser};
 use crate::peer::{PeerError, PeerRole};
 use crate::room::SlotError;
 
@@ -28,6 +28,8 @@ pub async fn post(
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
     let claims = app.keys.authorize_publish(authorization, &room_name)?;
+    let user = SessionUser::from_claims(&claims);
+    app.chat.check_ban(&room_name, &user).await?;
     let (offer, _summary) = read_offer(&headers, &body)?;
 
     let room = app.rooms.get_or_create(&room_name);
@@ -36,7 +38,7 @@ pub async fn post(
         .build(PeerRole::Publisher)
         .await
         .map_err(peer_error)?;
-    let session = Session::new(&room_name, SessionKind::Whip, pc.clone());
+    let session = Session::new(&room_name, SessionKind::Whip, user, pc.clone());
     let source = app.rooms.next_source();
     let replaced = match room.claim_publisher(&session.id, &claims, source) {
         Ok(replaced) => replaced,

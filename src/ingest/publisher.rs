@@ -55,6 +55,9 @@ pub async fn run(ctx: PublisherCtx, mut peer: PeerEvents) {
                 Some(PeerEvent::Track(track)) => {
                     app.tasks.spawn(read_track(track, room.clone(), source, session.clone()));
                 }
+                Some(PeerEvent::DataChannel(channel)) => {
+                    crate::chat::attach_data_channel(&app, &session, channel);
+                }
                 Some(_) => {}
                 None => break,
             },

@@ -48,6 +48,10 @@ const H264_PROFILES: [(u8, &str); 6] = [
     (112, "4d401f"),
 ];
 
+/// Bytes a data channel may have in flight before a send waits (webrtc's default is unbounded):
+/// a chat peer that stops reading then backs up into its bounded queue, where the hub drops.
+pub const DATA_CHANNEL_SEND_LIMIT: usize = 256 * 1024;
+
 /// Chain position of [`feedback::ViewerFeedback`]: beyond every built-in interceptor.
 const FEEDBACK_SLOT: usize = 14_000;
 
@@ -158,6 +162,7 @@ impl PeerFactory {
                 .with_interceptor_registry(registry)
                 .with_handler(handler)
                 .with_udp_addrs(vec![SocketAddr::new(self.host, port)])
+                .with_data_channel_send_buffer_limit(DATA_CHANNEL_SEND_LIMIT)
                 .build()
                 .await;
             match result {

@@ -12,6 +12,7 @@ use dashmap::DashMap;
 use tokio_util::sync::CancellationToken;
 use webrtc::peer_connection::{PeerConnection, RTCIceCandidateInit, RTCSessionDescription};
 
+use crate::auth::{Claims, Role};
 use crate::core::sdp::{SdpFrag, advertise_host_address, parse_sdpfrag};
 use crate::http::ApiError;
 
@@ -34,6 +35,43 @@ impl SessionKind {
     }
 }
 
+/// Who opened a session: from the token, or generated for an anonymous viewer. A chat data
+/// channel of the session speaks as this user, and a chat ban ends the user's sessions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionUser {
+    /// Token `sub`, or `anon-<random>`.
+    pub id: String,
+    /// Display name (`viewer-<random>` when anonymous).
+    pub name: String,
+    /// Token role (`viewer` when anonymous).
+    pub role: Role,
+    /// No token was sent.
+    pub anonymous: bool,
+}
+
+impl SessionUser {
+    /// The user a token names.
+    pub fn from_claims(claims: &Claims) -> Self {
+        Self {
+            id: claims.sub.clone(),
+            name: claims.name.clone(),
+            role: claims.role,
+            anonymous: false,
+        }
+    }
+
+    /// A fresh anonymous viewer (public rooms need no token).
+    pub fn anonymous() -> Self {
+        let random = random_id();
+        Self {
+            id: format!("anon-{}", &random[..12]),
+            name: format!("viewer-{}", &random[12..18]),
+            role: Role::Viewer,
+            anonymous: true,
+        }
+    }
+}
+
 /// One WHIP or WHEP session: the PeerConnection and what the resource URL needs.
 pub struct Session {
     /// Random id, the last segment of `Location`.
@@ -42,6 +80,8 @@ pub struct Session {
     pub room: String,
     /// Protocol.
     pub kind: SessionKind,
+    /// Who opened it.
+    pub user: SessionUser,
     /// The PeerConnection.
     pub pc: Arc<dyn PeerConnection>,
     /// Cancelled when the session must end; the media task then cleans up.
@@ -52,12 +92,18 @@ pub struct Session {
 }
 
 impl Session {
-    /// A new session with a fresh id and ETag.
-    pub fn new(room: &str, kind: SessionKind, pc: Arc<dyn PeerConnection>) -> Arc<Self> {
+    /// A new session of `user` with a fresh id and ETag.
+    pub fn new(
+        room: &str,
+        kind: SessionKind,
+        user: SessionUser,
+        pc: Arc<dyn PeerConnection>,
+    ) -> Arc<Self> {
         Arc::new(Self {
             id: random_id(),
             room: room.to_owned(),
             kind,
+            user,
             pc,
             cancel: CancellationToken::new(),
             etag: Mutex::new(new_etag()),
@@ -116,6 +162,20 @@ impl Sessions {
         if let Some((_, s)) = self.map.remove(id) {
             s.cancel.cancel();
         }
+    }
+
+    /// Ends every WHIP and WHEP session of `user` in `room` (a chat ban); returns their ids.
+    pub fn end_user(&self, room: &str, user: &str) -> Vec<String> {
+        let ids: Vec<String> = self
+            .map
+            .iter()
+            .filter(|s| s.room == room && s.user.id == user)
+            .map(|s| s.id.clone())
+            .collect();
+        for id in &ids {
+            self.end(id);
+        }
+        ids
     }
 
     /// Ends every session (shutdown).

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use dashmap::DashMap;
 use serde::Serialize;
+use tokio::sync::watch;
 
 use crate::auth::Claims;
 use crate::config::Config;
@@ -101,6 +102,8 @@ pub struct Room {
     viewers: DashMap<String, ViewerInfo>,
     last_active: Mutex<Instant>,
     created: SystemTime,
+    /// Source id of the connected publisher, `None` while nobody is live (egress taps follow it).
+    live: watch::Sender<Option<u64>>,
 }
 
 /// What the API shows of a room.
@@ -152,6 +155,7 @@ impl Room {
             viewers: DashMap::new(),
             last_active: Mutex::new(Instant::now()),
             created: SystemTime::now(),
+            live: watch::Sender::new(None),
         }
     }
 
@@ -214,6 +218,7 @@ impl Room {
             .filter(|p| p.session == session)
         {
             p.connected = true;
+            self.live.send_replace(Some(p.source));
         }
     }
 
@@ -223,7 +228,13 @@ impl Room {
         let mut slot = self.publisher.lock().expect("room lock poisoned");
         if slot.as_ref().is_some_and(|p| p.session == session) {
             *slot = None;
+            self.live.send_replace(None);
         }
+    }
+
+    /// Follows the connected publisher: its source id, `None` while nobody is live.
+    pub fn watch_live(&self) -> watch::Receiver<Option<u64>> {
+        self.live.subscribe()
     }
 
     /// The current publisher.

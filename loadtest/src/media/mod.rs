@@ -8,7 +8,7 @@ pub mod video;
 
 pub use audio::{AudioConfig, AudioSource, OPUS_RTP_CLOCK_RATE};
 pub use decoder::{DecodedFrame, LumaFrame, VideoDecoder};
-pub use pattern::{I420Frame, Rect, TestPattern};
+pub use pattern::{I420Frame, NoiseBand, Rect, TestPattern};
 pub use video::{EncodedFrame, VideoConfig, VideoLoop, VideoSource};
 
 #[cfg(test)]

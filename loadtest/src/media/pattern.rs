@@ -269,9 +269,70 @@ impl TestPattern {
     }
 }
 
+/// Per-frame random luma over the bottom rows of the picture: incompressible detail that makes
+/// the encoder spend its whole bitrate, as camera content does, where the plain pattern codes
+/// to a few kbit/s. The counter band is never covered (so [`TestPattern::read_counter`] still
+/// works), but [`TestPattern::expected_luma`] no longer holds inside the band.
+#[derive(Debug, Clone)]
+pub struct NoiseBand {
+    first_row: usize,
+    state: u64,
+}
+
+impl NoiseBand {
+    /// A band over the bottom `percent` % of `pattern`'s height (at most everything below the
+    /// counter band); `None` when that is no row at all.
+    pub fn new(pattern: &TestPattern, percent: u32) -> Option<Self> {
+        let below_counter = pattern.height - pattern.band_height;
+        let rows = (pattern.height * percent.min(100) as usize / 100).min(below_counter);
+        (rows > 0).then(|| Self {
+            first_row: pattern.height - rows,
+            state: 0x2545_f491_4f6c_dd1d,
+        })
+    }
+
+    /// Overwrites the band's rows of `frame` with fresh noise in the video range (16..=235).
+    pub fn render(&mut self, frame: &mut I420Frame) {
+        let start = self.first_row * frame.width;
+        for chunk in frame.y[start..].chunks_mut(8) {
+            // xorshift64*: fast, and different on every call.
+            self.state ^= self.state >> 12;
+            self.state ^= self.state << 25;
+            self.state ^= self.state >> 27;
+            let bytes = self.state.wrapping_mul(0x2545_f491_4f6c_dd1d).to_le_bytes();
+            for (pixel, byte) in chunk.iter_mut().zip(bytes) {
+                *pixel = LUMA_BLACK + ((u16::from(byte) * 220) >> 8) as u8;
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn noise_covers_the_bottom_and_changes_every_frame() {
+        let pattern = TestPattern::new(64, 48, 30);
+        assert!(NoiseBand::new(&pattern, 0).is_none());
+        let mut noise = NoiseBand::new(&pattern, 50).expect("band");
+        let mut frame = pattern.blank_frame();
+        pattern.render(3, &mut frame);
+        noise.render(&mut frame);
+        let first = frame.y_plane().to_vec();
+        noise.render(&mut frame);
+        // The top half (counter band included) is untouched, the bottom half changed.
+        assert_eq!(first[..64 * 24], frame.y_plane()[..64 * 24]);
+        assert_ne!(first[64 * 24..], frame.y_plane()[64 * 24..]);
+        assert!(frame.y_plane().iter().all(|&y| (16..=235).contains(&y)));
+        assert_eq!(
+            pattern.read_counter(|x, y| frame.luma_at(x, y).unwrap_or(0)),
+            3
+        );
+        // 100 % stops at the counter band.
+        let all = NoiseBand::new(&pattern, 100).expect("band");
+        assert_eq!(all.first_row, pattern.band_height());
+    }
 
     #[test]
     fn render_matches_expected_luma_everywhere() {

@@ -11,7 +11,7 @@ use openh264::encoder::{
     UsageType,
 };
 
-use super::pattern::{I420Frame, TestPattern};
+use super::pattern::{I420Frame, NoiseBand, TestPattern};
 use crate::error::MediaError;
 use crate::h264::{NAL_IDR, NAL_PPS, NAL_SPS, START_CODE, annexb_nals, nal_type};
 
@@ -97,7 +97,19 @@ pub struct VideoLoop {
 impl VideoLoop {
     /// Encodes `frames` frames (at least 1) of the test pattern once.
     pub fn encode(config: VideoConfig, frames: usize) -> Result<Arc<Self>, MediaError> {
+        Self::encode_with_noise(config, frames, 0)
+    }
+
+    /// Like [`Self::encode`], with a [`NoiseBand`] over the bottom `noise_percent` % of the
+    /// picture so the encoder actually spends `config.bitrate_bps` (the plain pattern needs a
+    /// small fraction of it). Costs encoder time once, nothing per replayed frame.
+    pub fn encode_with_noise(
+        config: VideoConfig,
+        frames: usize,
+        noise_percent: u32,
+    ) -> Result<Arc<Self>, MediaError> {
         let mut live = LiveEncoder::new(config)?;
+        live.noise = NoiseBand::new(&live.pattern, noise_percent);
         let frames = (0..frames.max(1))
             .map(|_| live.next_frame())
             .collect::<Result<Vec<_>, _>>()?;
@@ -259,6 +271,7 @@ struct LiveEncoder {
     config: VideoConfig,
     encoder: Encoder,
     pattern: TestPattern,
+    noise: Option<NoiseBand>,
     picture: I420Frame,
     index: u64,
     force_next: bool,
@@ -286,6 +299,7 @@ impl LiveEncoder {
             config,
             encoder,
             pattern,
+            noise: None,
             picture,
             index: 0,
             force_next: true,
@@ -303,6 +317,9 @@ impl LiveEncoder {
             self.encoder.force_intra_frame();
         }
         self.pattern.render(index, &mut self.picture);
+        if let Some(noise) = self.noise.as_mut() {
+            noise.render(&mut self.picture);
+        }
         self.scratch.clear();
         self.encoder
             .encode(&self.picture)?

@@ -7,7 +7,8 @@ pub mod seq;
 mod stats;
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
 
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
@@ -15,11 +16,14 @@ use webrtc::peer_connection::{PeerConnection, RTCPeerConnectionState};
 
 use crate::chat::ChatChannel;
 use crate::error::ClientError;
+use crate::histogram::Histogram;
 use crate::media::LumaFrame;
 use crate::peer::{self, OnTrack, Peer, PeerEvents};
+use crate::probe::LatencyProbe;
 use crate::signaling;
 use reader::ReaderShared;
-pub use stats::{TrackStats, ViewerStats};
+use stats::LatencyRecorder;
+pub use stats::{JoinTimeline, LatencyCounts, TrackStats, ViewerStats};
 
 /// How often [`Viewer::wait_for`] re-evaluates its predicate.
 const WAIT_POLL: Duration = Duration::from_millis(20);
@@ -41,6 +45,9 @@ pub struct ViewOptions {
     /// dropped frame, as a browser would. Off by default so tests see only the server's own
     /// keyframe requests.
     pub request_keyframes: bool,
+    /// Look every received video payload up in this probe, shared with a publisher in the same
+    /// process, to measure per-packet forwarding latency ([`Viewer::latency_histogram`]).
+    pub latency_probe: Option<Arc<LatencyProbe>>,
 }
 
 impl Default for ViewOptions {
@@ -53,6 +60,7 @@ impl Default for ViewOptions {
             decode: false,
             chat: false,
             request_keyframes: false,
+            latency_probe: None,
         }
     }
 }
@@ -67,6 +75,8 @@ pub struct Viewer {
     etag: Option<String>,
     token: Option<String>,
     chat: Option<ChatChannel>,
+    posted_at: Instant,
+    answered_at: Instant,
     closed: bool,
 }
 
@@ -86,7 +96,12 @@ impl Viewer {
     pub async fn connect(opts: ViewOptions) -> Result<Self, ClientError> {
         let url = signaling::endpoint_url(&opts.base_url, "whep", &opts.room)?;
         let bind_ip = signaling::bind_ip_for(&url).await?;
-        let shared = Arc::new(ReaderShared::new(opts.decode, opts.request_keyframes));
+        let latency = opts.latency_probe.clone().map(LatencyRecorder::new);
+        let shared = Arc::new(ReaderShared::new(
+            opts.decode,
+            opts.request_keyframes,
+            latency,
+        ));
         let for_tracks = Arc::clone(&shared);
         let on_track: OnTrack = Arc::new(move |track| {
             tokio::spawn(reader::read_track(track, Arc::clone(&for_tracks)));
@@ -134,6 +149,8 @@ impl Viewer {
             etag: session.etag,
             token: opts.token.clone(),
             chat,
+            posted_at: session.posted_at,
+            answered_at: session.answered_at,
             closed: false,
         })
     }
@@ -165,12 +182,46 @@ impl Viewer {
 
     /// A snapshot of everything measured so far.
     pub fn stats(&self) -> ViewerStats {
+        let video = self.shared.video.snapshot();
+        let since_start = |at: Instant| at.saturating_duration_since(self.shared.started);
+        let timeline = JoinTimeline {
+            posted: Some(since_start(self.posted_at)),
+            answered: Some(since_start(self.answered_at)),
+            connected: self.events.connected_at().map(since_start),
+            first_video_packet: video.first_packet_at,
+            first_keyframe: video.first_keyframe_at,
+        };
+        let latency = self
+            .shared
+            .latency
+            .as_ref()
+            .map_or_else(LatencyCounts::default, |l| LatencyCounts {
+                matched: l.histogram.count(),
+                unmatched: l.unmatched.load(Ordering::Relaxed),
+            });
         ViewerStats {
-            video: self.shared.video.snapshot(),
+            video,
             audio: self.shared.audio.snapshot(),
             connected: self.events.state() == RTCPeerConnectionState::Connected,
             stalled: self.shared.gate.is_stalled(),
+            timeline,
+            latency,
         }
+    }
+
+    /// When the first video packet that begins a keyframe arrived, since [`Self::connect`]
+    /// began (cheap: one atomic load, for polling many viewers).
+    pub fn first_keyframe_at(&self) -> Option<Duration> {
+        match self.shared.video.first_keyframe_ns.load(Ordering::Relaxed) {
+            0 => None,
+            ns => Some(Duration::from_nanos(ns)),
+        }
+    }
+
+    /// The forwarding latency of every video packet received so far, in microseconds (send
+    /// instant at the publisher to arrival here); `None` without [`ViewOptions::latency_probe`].
+    pub fn latency_histogram(&self) -> Option<&Histogram> {
+        self.shared.latency.as_ref().map(|l| &l.histogram)
     }
 
     /// Polls [`Self::stats`] every 20 ms until `pred` holds; returns that snapshot, or

@@ -17,7 +17,7 @@ use tokio::sync::Notify;
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 
 use super::seq::{Arrival, SeqTracker};
-use super::stats::TrackCounters;
+use super::stats::{LatencyRecorder, TrackCounters};
 use crate::h264::{Reassembler, rtp_payload_starts_keyframe};
 use crate::media::VideoDecoder;
 
@@ -80,10 +80,16 @@ pub(crate) struct ReaderShared {
     pub decode: bool,
     pub request_keyframes: bool,
     pub started: Instant,
+    /// Forwarding latency of video packets, when a probe was given.
+    pub latency: Option<LatencyRecorder>,
 }
 
 impl ReaderShared {
-    pub(crate) fn new(decode: bool, request_keyframes: bool) -> Self {
+    pub(crate) fn new(
+        decode: bool,
+        request_keyframes: bool,
+        latency: Option<LatencyRecorder>,
+    ) -> Self {
         Self {
             video: TrackCounters::new(),
             audio: TrackCounters::new(),
@@ -91,6 +97,7 @@ impl ReaderShared {
             decode,
             request_keyframes,
             started: Instant::now(),
+            latency,
         }
     }
 }
@@ -164,6 +171,9 @@ impl TrackReader {
             .bytes
             .fetch_add(packet.payload.len() as u64, Ordering::Relaxed);
         let first_packet = self.last_ssrc.is_none();
+        if first_packet {
+            TrackCounters::mark_first(&counters.first_packet_ns, shared.started.elapsed());
+        }
         if self.last_ssrc != Some(header.ssrc) {
             self.on_new_ssrc(header.ssrc, counters);
         }
@@ -178,10 +188,18 @@ impl TrackReader {
         if !self.video {
             return;
         }
+        if let Some(latency) = &shared.latency
+            && arrival != Arrival::Duplicate
+        {
+            latency.observe(&packet.payload);
+        }
         let starts_keyframe = rtp_payload_starts_keyframe(&packet.payload);
         if first_packet {
             let v = if starts_keyframe { 1 } else { 2 };
             counters.first_packet_keyframe.store(v, Ordering::Relaxed);
+        }
+        if starts_keyframe {
+            TrackCounters::mark_first(&counters.first_keyframe_ns, shared.started.elapsed());
         }
         if matches!(arrival, Arrival::First | Arrival::Advanced { .. })
             && self.frame_ts != Some(header.timestamp)

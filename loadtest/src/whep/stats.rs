@@ -2,14 +2,16 @@
 //! readers, and the cloneable snapshot tests and the load generator read. Pure, no I/O.
 
 use std::collections::VecDeque;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::Serialize;
 
 use super::seq::SeqCounts;
+use crate::histogram::Histogram;
 use crate::media::LumaFrame;
+use crate::probe::LatencyProbe;
 
 /// Decode instants kept per track (about 30 s at 30 fps).
 const DECODED_AT_KEEP: usize = 1024;
@@ -44,6 +46,11 @@ pub struct TrackStats {
     pub keyframes: u64,
     /// Video: whether the very first packet received began a keyframe.
     pub first_packet_keyframe: Option<bool>,
+    /// When the first packet arrived, since [`super::Viewer::connect`] began.
+    pub first_packet_at: Option<Duration>,
+    /// Video: when the first packet that begins a keyframe arrived, since
+    /// [`super::Viewer::connect`] began.
+    pub first_keyframe_at: Option<Duration>,
     /// Video, decoding: pictures decoded.
     pub frames_decoded: u64,
     /// Video, decoding: access units openh264 rejected.
@@ -77,6 +84,38 @@ impl TrackStats {
     }
 }
 
+/// When each step of a viewer's join happened, as time since [`super::Viewer::connect`]
+/// began (offer creation and ICE gathering come before `posted`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct JoinTimeline {
+    /// The WHEP POST was sent.
+    pub posted: Option<Duration>,
+    /// The `201` and its SDP answer had arrived.
+    pub answered: Option<Duration>,
+    /// ICE and DTLS were up (`Connected`).
+    pub connected: Option<Duration>,
+    /// The first video packet arrived.
+    pub first_video_packet: Option<Duration>,
+    /// The first video packet that begins a keyframe arrived.
+    pub first_keyframe: Option<Duration>,
+}
+
+impl JoinTimeline {
+    /// POST to the first packet that begins a keyframe: how long a user waits for a picture.
+    pub fn join_to_keyframe(&self) -> Option<Duration> {
+        Some(self.first_keyframe?.saturating_sub(self.posted?))
+    }
+}
+
+/// Per-packet forwarding latency bookkeeping of a viewer ([`crate::LatencyProbe`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct LatencyCounts {
+    /// Video packets matched to their send instant (samples in the viewer's histogram).
+    pub matched: u64,
+    /// Video packets whose payload the probe had not seen sent.
+    pub unmatched: u64,
+}
+
 /// A snapshot of a viewer.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct ViewerStats {
@@ -88,6 +127,39 @@ pub struct ViewerStats {
     pub connected: bool,
     /// Whether reading is stalled ([`super::Viewer::stall`]).
     pub stalled: bool,
+    /// The steps of the join.
+    pub timeline: JoinTimeline,
+    /// Forwarding-latency matches (zero without a probe).
+    pub latency: LatencyCounts,
+}
+
+/// A viewer's forwarding-latency recorder: looks each received video payload up in the shared
+/// probe and counts the trip in microseconds. Lock- and allocation-free.
+#[derive(Debug)]
+pub(crate) struct LatencyRecorder {
+    probe: Arc<LatencyProbe>,
+    pub histogram: Histogram,
+    pub unmatched: AtomicU64,
+}
+
+impl LatencyRecorder {
+    pub(crate) fn new(probe: Arc<LatencyProbe>) -> Self {
+        Self {
+            probe,
+            histogram: Histogram::new(),
+            unmatched: AtomicU64::new(0),
+        }
+    }
+
+    /// Looks one received payload up.
+    pub(crate) fn observe(&self, payload: &[u8]) {
+        match self.probe.elapsed_since_send(payload) {
+            Some(trip) => self.histogram.record(trip.as_micros() as u64),
+            None => {
+                self.unmatched.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
 }
 
 /// Lock-free counters of one track, written by its reader task only.
@@ -108,6 +180,10 @@ pub(crate) struct TrackCounters {
     pub keyframes: AtomicU64,
     /// 0 unknown, 1 yes, 2 no.
     pub first_packet_keyframe: AtomicU8,
+    /// Nanoseconds since the viewer started, 0 = not yet.
+    pub first_packet_ns: AtomicU64,
+    /// Nanoseconds since the viewer started, 0 = not yet.
+    pub first_keyframe_ns: AtomicU64,
     pub frames_decoded: AtomicU64,
     pub decode_errors: AtomicU64,
     pub frames_incomplete: AtomicU64,
@@ -141,6 +217,13 @@ impl TrackCounters {
             .store(counts.reordered, Ordering::Relaxed);
         self.ts_backwards
             .store(counts.ts_backwards, Ordering::Relaxed);
+    }
+
+    /// Stores `at` in `slot` unless it already holds an instant (one writer: the reader).
+    pub(crate) fn mark_first(slot: &AtomicU64, at: Duration) {
+        if slot.load(Ordering::Relaxed) == 0 {
+            slot.store((at.as_nanos() as u64).max(1), Ordering::Relaxed);
+        }
     }
 
     pub(crate) fn record_decoded(&self, at: Duration, width: usize, height: usize) {
@@ -177,6 +260,8 @@ impl TrackCounters {
                 0 => None,
                 v => Some(v == 1),
             },
+            first_packet_at: instant(&self.first_packet_ns),
+            first_keyframe_at: instant(&self.first_keyframe_ns),
             frames_decoded: load(&self.frames_decoded),
             decode_errors: load(&self.decode_errors),
             frames_incomplete: load(&self.frames_incomplete),
@@ -193,6 +278,13 @@ impl TrackCounters {
                 .copied()
                 .collect(),
         }
+    }
+}
+
+fn instant(slot: &AtomicU64) -> Option<Duration> {
+    match slot.load(Ordering::Relaxed) {
+        0 => None,
+        ns => Some(Duration::from_nanos(ns)),
     }
 }
 

@@ -23,6 +23,7 @@ use crate::chat::ChatChannel;
 use crate::error::ClientError;
 use crate::media::{AudioConfig, AudioSource, VideoConfig, VideoLoop, VideoSource};
 use crate::peer::{self, Peer, PeerEvents};
+use crate::probe::LatencyProbe;
 use crate::signaling;
 use pacer::{Counters, RtpOut};
 
@@ -44,6 +45,9 @@ pub struct PublishOptions {
     pub audio: Option<AudioConfig>,
     /// Open a `chat` data channel in the offer.
     pub chat: bool,
+    /// Note the send instant of every video packet here, for viewers in the same process to
+    /// measure forwarding latency ([`LatencyProbe`]).
+    pub latency_probe: Option<Arc<LatencyProbe>>,
 }
 
 impl Default for PublishOptions {
@@ -57,6 +61,7 @@ impl Default for PublishOptions {
             video_loop: None,
             audio: Some(AudioConfig::default()),
             chat: false,
+            latency_probe: None,
         }
     }
 }
@@ -247,6 +252,7 @@ impl Publisher {
                 keyframe_request,
                 Arc::clone(&counters),
                 peer.events.subscribe(),
+                opts.latency_probe.clone(),
             )));
             video_active = true;
         }

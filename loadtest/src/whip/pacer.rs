@@ -26,6 +26,7 @@ use webrtc::peer_connection::RTCPeerConnectionState;
 
 use crate::media::{AudioSource, EncodedFrame, OPUS_RTP_CLOCK_RATE, VideoSource};
 use crate::peer::{is_terminal, until_connected};
+use crate::probe::LatencyProbe;
 
 /// Largest RTP payload this publisher sends (webrtc-rs and browsers use ~1200 too).
 const RTP_MTU: usize = 1200;
@@ -141,13 +142,15 @@ fn rtp_units(elapsed_ns: u128, num: u128, den: u128, clock_rate: u128) -> u128 {
     (ticks * clock_rate * num + den / 2) / den
 }
 
-/// Sends one video frame per tick at the source's frame rate until the connection ends.
+/// Sends one video frame per tick at the source's frame rate until the connection ends; notes
+/// each packet's send instant in `probe`, if any, just before handing it to the stack.
 pub(crate) async fn run_video(
     out: RtpOut,
     mut source: VideoSource,
     keyframe_request: Arc<AtomicBool>,
     counters: Arc<Counters>,
     mut state: watch::Receiver<RTCPeerConnectionState>,
+    probe: Option<Arc<LatencyProbe>>,
 ) {
     if !until_connected(&mut state).await {
         return;
@@ -191,6 +194,9 @@ pub(crate) async fn run_video(
             bytes += payload.len() as u64;
             let header = out.header(seq, timestamp, i == last);
             seq = seq.wrapping_add(1);
+            if let Some(probe) = &probe {
+                probe.record_send(&payload);
+            }
             if !out.write(header, payload, &counters, &state).await {
                 return;
             }

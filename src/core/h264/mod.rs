@@ -3,6 +3,7 @@
 //! (ITU-T H.264 §7.3.2.1). Pure: no I/O.
 
 mod bit_reader;
+mod depacketizer;
 mod error;
 mod keyframe;
 pub mod nal;
@@ -10,6 +11,7 @@ mod sps;
 #[cfg(test)]
 mod sps_writer;
 
+pub use depacketizer::{AccessUnit, DepacketizerStats, H264Depacketizer};
 pub use error::H264Error;
 pub use keyframe::{contains_sps, find_nal, is_keyframe_start};
 pub use nal::{AUD, FU_A, IDR, PPS, SEI, SPS, STAP_A, nal_type};

@@ -1,5 +1,8 @@
-//! Test/load client CLI: publish synthetic media into an onair room over WHIP, or watch a room
-//! with N WHEP viewers, printing statistics every second. Does network I/O.
+//! Test/load client CLI: publish synthetic media into an onair room over WHIP, watch a room
+//! with N WHEP viewers (printing statistics every second), or run the load bench's scenarios
+//! and write a report (`bench`, in `bench_cmd`). Does network I/O.
+
+mod bench_cmd;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -30,6 +33,8 @@ enum Command {
     Publish(PublishArgs),
     /// Watch a room with N viewers until Ctrl-C (or --duration).
     View(ViewArgs),
+    /// Run load scenarios (fan-out, churn; LL-HLS and chat where served) and write a report.
+    Bench(Box<bench_cmd::BenchArgs>),
 }
 
 #[derive(Args)]
@@ -103,6 +108,7 @@ async fn main() -> Result<()> {
     match Cli::parse().command {
         Command::Publish(args) => publish(args).await,
         Command::View(args) => view(args).await,
+        Command::Bench(args) => bench_cmd::bench(*args).await,
     }
 }
 
@@ -143,6 +149,7 @@ async fn publish(args: PublishArgs) -> Result<()> {
         video_loop,
         audio: (!args.no_audio).then(AudioConfig::default),
         chat: false,
+        latency_probe: None,
     };
     let publisher = Publisher::connect(options)
         .await
@@ -228,6 +235,7 @@ async fn view(args: ViewArgs) -> Result<()> {
         decode: args.decode,
         chat: false,
         request_keyframes: args.decode,
+        latency_probe: None,
     };
     let permits = Arc::new(tokio::sync::Semaphore::new(args.concurrency.max(1)));
     let mut joins = JoinSet::new();
@@ -310,4 +318,14 @@ async fn view(args: ViewArgs) -> Result<()> {
         eprintln!("{close_errors} viewers failed to DELETE cleanly");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        super::Cli::command().debug_assert();
+    }
 }

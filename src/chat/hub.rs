@@ -1,0 +1,362 @@
+//! One room's chat hub (chat path, I/O shell): a task that owns the room's [`ChatRoom`], takes
+//! joins, leaves and messages from every connection of both transports, serialises each
+//! outgoing message once and queues it for its recipients, writes the broadcast's chat log,
+//! carries bans out to the media sessions, and ends itself once the room is idle.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, oneshot};
+
+use super::conn::{ConnTx, Frame, fan_out, frame};
+use super::log::ChatLog;
+use super::now_ms;
+use crate::core::chat::{
+    ChatError, ChatRoom, ClientMessage, ConnId, Identity, Output, Role, Transport,
+};
+use crate::http::App;
+
+/// Commands queued per hub before connections wait (each connection is rate limited).
+const HUB_QUEUE: usize = 4096;
+/// Commands handled per wake-up.
+const BATCH: usize = 256;
+/// How long a ban waits for the banned user's chat connections to flush before their media
+/// sessions end.
+const BAN_FLUSH: Duration = Duration::from_secs(2);
+
+/// Why a join did not happen.
+#[derive(Debug)]
+pub enum JoinError {
+    /// The room refused (a ban).
+    Refused(ChatError),
+    /// The hub stopped meanwhile; join a fresh one.
+    HubGone,
+}
+
+/// Counters of one hub, for the API.
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+pub struct HubStats {
+    /// Chat connections.
+    pub members: usize,
+    /// Messages broadcast (chat and reactions).
+    pub messages: u64,
+    /// Frames dropped for slow readers.
+    pub dropped: u64,
+    /// The broadcast's chat is being written to disk.
+    pub logging: bool,
+}
+
+pub(crate) enum Command {
+    Join {
+        conn: ConnId,
+        identity: Identity,
+        transport: Transport,
+        tx: ConnTx,
+        reply: oneshot::Sender<Result<(), JoinError>>,
+    },
+    Leave {
+        conn: ConnId,
+    },
+    Message {
+        conn: ConnId,
+        message: ClientMessage,
+    },
+    CheckBan {
+        user: String,
+        role: Role,
+        reply: oneshot::Sender<Result<(), ChatError>>,
+    },
+    Stats {
+        reply: oneshot::Sender<HubStats>,
+    },
+}
+
+/// A handle on a running hub.
+#[derive(Clone)]
+pub struct HubHandle {
+    pub(crate) id: u64,
+    tx: mpsc::Sender<Command>,
+}
+
+impl HubHandle {
+    /// Joins `conn`; its welcome is queued on `tx` before this returns.
+    pub(crate) async fn join(
+        &self,
+        conn: ConnId,
+        identity: Identity,
+        transport: Transport,
+        tx: ConnTx,
+    ) -> Result<(), JoinError> {
+        let (reply, answer) = oneshot::channel();
+        let command = Command::Join {
+            conn,
+            identity,
+            transport,
+            tx,
+            reply,
+        };
+        if self.tx.send(command).await.is_err() {
+            return Err(JoinError::HubGone);
+        }
+        answer.await.unwrap_or(Err(JoinError::HubGone))
+    }
+
+    /// Tells the hub `conn` is gone.
+    pub(crate) async fn leave(&self, conn: ConnId) {
+        let _ = self.tx.send(Command::Leave { conn }).await;
+    }
+
+    /// Hands a parsed message to the hub; false when the hub is gone.
+    pub(crate) async fn message(&self, conn: ConnId, message: ClientMessage) -> bool {
+        self.tx
+            .send(Command::Message { conn, message })
+            .await
+            .is_ok()
+    }
+
+    /// Whether `user` is banned from the room.
+    pub(crate) async fn check_ban(&self, user: &str, role: Role) -> Result<(), ChatError> {
+        let (reply, answer) = oneshot::channel();
+        let command = Command::CheckBan {
+            user: user.to_owned(),
+            role,
+            reply,
+        };
+        if self.tx.send(command).await.is_err() {
+            return Ok(()); // the hub stopped, so it held no ban
+        }
+        answer.await.unwrap_or(Ok(()))
+    }
+
+    /// The hub's counters, `None` if it stopped.
+    pub(crate) async fn stats(&self) -> Option<HubStats> {
+        let (reply, answer) = oneshot::channel();
+        self.tx.send(Command::Stats { reply }).await.ok()?;
+        answer.await.ok()
+    }
+}
+
+/// Starts the hub of `room`.
+pub(crate) fn spawn(app: &App, room: &str, id: u64) -> HubHandle {
+    let (tx, rx) = mpsc::channel(HUB_QUEUE);
+    let limits = app.config.chat.clone();
+    let prefix = format!("{:x}", now_ms() % 0xff_ffff);
+    let log_dir = limits
+        .log
+        .then(|| app.config.data_dir.join("chat"));
+    let hub = Hub {
+        app: app.clone(),
+        name: room.to_owned(),
+        id,
+        room: ChatRoom::new(limits, prefix),
+        conns: HashMap::new(),
+        log: ChatLog::new(log_dir, room),
+        live: false,
+        idle_since: None,
+        messages: 0,
+        dropped: 0,
+    };
+    tokio::spawn(hub.run(rx));
+    HubHandle { id, tx }
+}
+
+struct Hub {
+    app: App,
+    name: String,
+    id: u64,
+    room: ChatRoom,
+    conns: HashMap<ConnId, ConnTx>,
+    log: ChatLog,
+    live: bool,
+    idle_since: Option<Instant>,
+    messages: u64,
+    dropped: u64,
+}
+
+impl Hub {
+    async fn run(mut self, mut rx: mpsc::Receiver<Command>) {
+        tracing::debug!(room = %self.name, "chat hub started");
+        let mut tick = tokio::time::interval(Duration::from_millis(self.room_limits_presence()));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut batch = Vec::with_capacity(BATCH);
+        loop {
+            tokio::select! {
+                n = rx.recv_many(&mut batch, BATCH) => {
+                    if n == 0 {
+                        break;
+                    }
+                    for command in batch.drain(..) {
+                        self.command(command);
+                    }
+                }
+                _ = tick.tick() => {
+                    self.tick();
+                    if self.should_stop() {
+                        break;
+                    }
+                }
+            }
+        }
+        self.stop(rx);
+    }
+
+    fn room_limits_presence(&self) -> u64 {
+        self.app.config.chat.presence_ms
+    }
+
+    fn media_viewers(&self) -> u64 {
+        self.app
+            .rooms
+            .get(&self.name)
+            .map_or(0, |r| r.viewer_count() as u64)
+    }
+
+    fn command(&mut self, command: Command) {
+        let now = now_ms();
+        match command {
+            Command::Join {
+                conn,
+                identity,
+                transport,
+                tx,
+                reply,
+            } => {
+                let viewers = self.media_viewers();
+                match self.room.join(conn, identity, transport, viewers, now) {
+                    Ok(out) => {
+                        self.conns.insert(conn, tx);
+                        self.apply(out);
+                        let _ = reply.send(Ok(()));
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(JoinError::Refused(e)));
+                    }
+                }
+            }
+            Command::Leave { conn } => {
+                self.conns.remove(&conn);
+                let out = self.room.leave(conn, self.media_viewers(), now);
+                self.apply(out);
+            }
+            Command::Message { conn, message } => {
+                let out = self.room.handle(conn, message, now);
+                self.apply(out);
+            }
+            Command::CheckBan { user, role, reply } => {
+                let _ = reply.send(self.room.check_ban(&user, role, now));
+            }
+            Command::Stats { reply } => {
+                let _ = reply.send(HubStats {
+                    members: self.conns.len(),
+                    messages: self.messages,
+                    dropped: self.dropped,
+                    logging: self.log.is_open(),
+                });
+            }
+        }
+    }
+
+    /// Carries out what the room decided.
+    fn apply(&mut self, outputs: Vec<Output>) {
+        for output in outputs {
+            match output {
+                Output::Send { to, event, log } => {
+                    let frame: Frame = frame(&event);
+                    if log {
+                        self.log.line(&frame);
+                    }
+                    if matches!(
+                        event,
+                        crate::core::chat::ServerEvent::Chat(_)
+                            | crate::core::chat::ServerEvent::Reaction { .. }
+                    ) {
+                        self.messages += 1;
+                    }
+                    let result = fan_out(&self.conns, &to, &frame);
+                    if result.dropped > 0 {
+                        self.note_drops(result.dropped);
+                    }
+                }
+                Output::Disconnect { user, conns } => self.disconnect(user, conns),
+            }
+        }
+    }
+
+    fn note_drops(&mut self, dropped: u64) {
+        // One warning per thousand drops keeps a stalled reader from flooding the log.
+        let before = self.dropped / 1000;
+        self.dropped += dropped;
+        if self.dropped / 1000 != before || self.dropped == dropped {
+            tracing::warn!(room = %self.name, dropped = self.dropped, "chat messages dropped for slow readers");
+        }
+    }
+
+    /// A ban: close the user's chat connections once their last frames are written, then end
+    /// the user's WHIP/WHEP sessions in this room.
+    fn disconnect(&mut self, user: String, conns: Vec<ConnId>) {
+        let finished: Vec<_> = conns
+            .iter()
+            .filter_map(|c| self.conns.remove(c))
+            .map(|tx| {
+                tx.kick();
+                tx.finished()
+            })
+            .collect();
+        let app = self.app.clone();
+        let room = self.name.clone();
+        tokio::spawn(async move {
+            let all = futures::future::join_all(finished.iter().map(|f| f.cancelled()));
+            let _ = tokio::time::timeout(BAN_FLUSH, all).await;
+            let ended = app.sessions.end_user(&room, &user);
+            tracing::info!(%room, %user, sessions = ended.len(), "banned user disconnected");
+        });
+    }
+
+    fn tick(&mut self) {
+        let now = now_ms();
+        let out = self.room.tick(self.media_viewers(), now);
+        self.apply(out);
+        let live = self
+            .app
+            .rooms
+            .get(&self.name)
+            .and_then(|r| r.publisher())
+            .is_some_and(|p| p.connected);
+        if live && !self.live {
+            let state = frame(&self.room.state_event(now, false));
+            self.log.open(now, &state);
+        } else if !live && self.live {
+            self.log.close();
+        }
+        self.live = live;
+    }
+
+    /// Stops once nobody is connected, nothing is live, no ban runs, for the room grace period.
+    fn should_stop(&mut self) -> bool {
+        let idle = self.conns.is_empty() && !self.live && self.room.is_idle(now_ms());
+        if !idle {
+            self.idle_since = None;
+            return false;
+        }
+        let since = *self.idle_since.get_or_insert_with(Instant::now);
+        since.elapsed() >= self.app.config.room_grace()
+    }
+
+    fn stop(mut self, mut rx: mpsc::Receiver<Command>) {
+        self.app.chat.forget(&self.name, self.id);
+        rx.close();
+        while let Ok(command) = rx.try_recv() {
+            match command {
+                Command::Join { reply, .. } => {
+                    let _ = reply.send(Err(JoinError::HubGone));
+                }
+                Command::CheckBan { reply, .. } => {
+                    let _ = reply.send(Ok(()));
+                }
+                Command::Stats { .. } | Command::Leave { .. } | Command::Message { .. } => {}
+            }
+        }
+        self.log.close();
+        tracing::debug!(room = %self.name, "chat hub stopped");
+    }
+}
