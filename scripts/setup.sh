@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what the tests need on a fresh Debian machine, idempotently: Debian's Chromium (for
 # the browser tests), libopus + pkg-config (the Rust test clients encode Opus), GStreamer 1.22
-# and aiortc (independent WebRTC stacks for the interop tests), and the browser test's npm
-# packages (playwright-core only: it drives the system Chromium, downloads nothing).
+# and aiortc (independent WebRTC stacks for the interop tests), ffmpeg (ffprobe checks the LL-HLS
+# segments and the recordings), and the browser tests' npm packages (playwright-core drives the
+# system Chromium and downloads nothing; hls.js plays LL-HLS on the live page).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,6 +11,7 @@ need=()
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
+command -v ffprobe >/dev/null 2>&1 || need+=(ffmpeg)
 pkg-config --exists opus 2>/dev/null || need+=(libopus-dev)
 command -v node >/dev/null 2>&1 || need+=(nodejs npm)
 # GStreamer 1.22 webrtcbin (an RSA-certificate WHIP publisher) for the interop test.

@@ -44,6 +44,12 @@ pub struct Config {
     pub connect_timeout_secs: u64,
     /// Packets per track kept to answer viewers' NACKs.
     pub retransmit_cache: usize,
+    /// Record every broadcast to `<data_dir>/recordings/`.
+    pub recordings: bool,
+    /// hls.js for the live page, served at `/vendor/hls.min.js`: a file (e.g.
+    /// `node_modules/hls.js/dist/hls.min.js`) or an `https://` URL to redirect to. Without it
+    /// the live page uses the browser's own HLS (Safari) or explains what is missing.
+    pub hls_js: Option<String>,
     /// Chat limits (`[chat]` in `onair.toml`).
     pub chat: crate::core::chat::ChatLimits,
 }
@@ -68,6 +74,8 @@ impl Default for Config {
             pli_interval_ms: 500,
             connect_timeout_secs: 20,
             retransmit_cache: 1024,
+            recordings: true,
+            hls_js: None,
             chat: crate::core::chat::ChatLimits::default(),
         }
     }

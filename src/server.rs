@@ -61,6 +61,12 @@ impl Server {
         let app = AppState::new(config, &secret);
         let stop = CancellationToken::new();
 
+        if app.recordings.enabled() {
+            // Recordings a crash left fragmented become MP4s again.
+            let dir = app.recordings.dir().to_owned();
+            tokio::task::spawn_blocking(move || crate::egress::recorder::recover(&dir));
+        }
+
         let reaper_app = app.clone();
         let reaper_stop = stop.clone();
         tokio::spawn(async move {
@@ -119,6 +125,8 @@ impl Server {
             sessions = sessions.len(),
             "shutting down: closing every session"
         );
+        // Taps end their playlists and hand their recordings to be finalised.
+        self.app.hls.shutdown();
         self.app.tasks.close();
         if tokio::time::timeout(Duration::from_secs(5), self.app.tasks.wait())
             .await

@@ -14,14 +14,21 @@ use serde_json::{Value, json};
 async fn messages_reach_every_member_across_transports_with_ids_and_timestamps() {
     let server = TestServer::start().await;
     let room = "fanout";
-    let mut host = Client::publisher(&server, room, server.token(room, Role::Broadcaster, "host")).await;
+    let mut host =
+        Client::publisher(&server, room, server.token(room, Role::Broadcaster, "host")).await;
     let mut ann = Client::as_user(&server, room, false, Role::Viewer, "ann").await;
     let mut anon = Client::ws(&server, room, None).await;
 
     let w = welcome(&mut host).await;
-    assert_eq!(w["you"], json!({"id": "host", "name": "HOST", "role": "broadcaster"}));
+    assert_eq!(
+        w["you"],
+        json!({"id": "host", "name": "HOST", "role": "broadcaster"})
+    );
     assert_eq!(w["state"]["slow"], 0);
-    assert!(w["state"]["filter"].is_array(), "the broadcaster sees moderator state: {w}");
+    assert!(
+        w["state"]["filter"].is_array(),
+        "the broadcaster sees moderator state: {w}"
+    );
     let w = welcome(&mut ann).await;
     assert_eq!(w["you"]["role"], "viewer");
     assert!(w["state"].get("filter").is_none(), "viewers do not: {w}");
@@ -29,18 +36,30 @@ async fn messages_reach_every_member_across_transports_with_ids_and_timestamps()
     let anon_id = w["you"]["id"].as_str().expect("id").to_owned();
     assert!(anon_id.starts_with("anon-"), "{w}");
     assert!(w["you"]["name"].as_str().unwrap().starts_with("viewer-"));
-    assert!(w["viewers"].as_u64().unwrap() >= 2, "WHEP viewer + WebSocket: {w}");
+    assert!(
+        w["viewers"].as_u64().unwrap() >= 2,
+        "WHEP viewer + WebSocket: {w}"
+    );
 
     ann.say("  hello from WHEP  ").await;
     let mut seen: Vec<Value> = Vec::new();
     for client in [&mut host, &mut ann, &mut anon] {
         seen.push(client.expect_chat("hello from WHEP").await);
     }
-    assert!(seen.windows(2).all(|w| w[0] == w[1]), "one message, the same for all: {seen:?}");
+    assert!(
+        seen.windows(2).all(|w| w[0] == w[1]),
+        "one message, the same for all: {seen:?}"
+    );
     let first = &seen[0];
-    assert_eq!(first["user"], json!({"id": "ann", "name": "ANN", "role": "viewer"}));
+    assert_eq!(
+        first["user"],
+        json!({"id": "ann", "name": "ANN", "role": "viewer"})
+    );
     assert!(first["id"].as_str().is_some_and(|id| !id.is_empty()));
-    assert!(first["ts"].as_u64().unwrap() > 1_600_000_000_000, "Unix ms: {first}");
+    assert!(
+        first["ts"].as_u64().unwrap() > 1_600_000_000_000,
+        "Unix ms: {first}"
+    );
 
     anon.say("hello from WebSocket").await;
     anon.expect_chat("hello from WebSocket").await;
@@ -57,10 +76,18 @@ async fn messages_reach_every_member_across_transports_with_ids_and_timestamps()
     ann.send(json!({"type": "reaction", "emoji": "🎉"})).await;
     for client in [&mut host, &mut anon] {
         let v = client.expect_type("reaction").await;
-        assert_eq!((v["emoji"].as_str(), v["user"]["id"].as_str()), (Some("🎉"), Some("ann")));
+        assert_eq!(
+            (v["emoji"].as_str(), v["user"]["id"].as_str()),
+            (Some("🎉"), Some("ann"))
+        );
     }
 
-    let mut late = Client::ws(&server, room, Some(server.token(room, Role::Viewer, "late"))).await;
+    let mut late = Client::ws(
+        &server,
+        room,
+        Some(server.token(room, Role::Viewer, "late")),
+    )
+    .await;
     let w = welcome(&mut late).await;
     let texts: Vec<&str> = w["history"]
         .as_array()
@@ -68,7 +95,10 @@ async fn messages_reach_every_member_across_transports_with_ids_and_timestamps()
         .iter()
         .map(|l| l["text"].as_str().unwrap())
         .collect();
-    assert_eq!(texts, ["hello from WHEP", "hello from WebSocket", "hello from WHIP"]);
+    assert_eq!(
+        texts,
+        ["hello from WHEP", "hello from WebSocket", "hello from WHIP"]
+    );
     assert_eq!(w["history"][0], seen[0], "history carries the same objects");
 
     for c in [host, ann, anon, late] {
@@ -106,7 +136,14 @@ async fn presence_reports_joins_leaves_and_the_viewer_count() {
             v["type"] == "presence" && v["chatters"] == 1 && v["viewers"] == 1
         })
         .await;
-    assert!(v["left"].as_array().unwrap().iter().any(|u| u["id"] == "ann"), "{v}");
+    assert!(
+        v["left"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|u| u["id"] == "ann"),
+        "{v}"
+    );
     watcher.close().await;
     server.stop().await;
 }
@@ -115,10 +152,13 @@ async fn presence_reports_joins_leaves_and_the_viewer_count() {
 async fn a_broadcast_chat_log_is_written_next_to_the_recording() {
     let server = TestServer::start().await;
     let room = "logged";
-    let mut host = Client::publisher(&server, room, server.token(room, Role::Broadcaster, "host")).await;
+    let mut host =
+        Client::publisher(&server, room, server.token(room, Role::Broadcaster, "host")).await;
     welcome(&mut host).await;
     server
-        .wait_room(room, WAIT, |r| r["live"] == true && r["chat"]["logging"] == true)
+        .wait_room(room, WAIT, |r| {
+            r["live"] == true && r["chat"]["logging"] == true
+        })
         .await;
     host.say("on the record").await;
     host.expect_chat("on the record").await;
@@ -142,19 +182,36 @@ async fn a_broadcast_chat_log_is_written_next_to_the_recording() {
         if lines.iter().any(|l| l["type"] == "reaction") {
             break lines;
         }
-        assert!(tokio::time::Instant::now() < deadline, "log lines: {lines:?}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "log lines: {lines:?}"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     };
-    let name = std::fs::read_dir(&dir).unwrap().next().unwrap().unwrap().file_name();
+    let name = std::fs::read_dir(&dir)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .file_name();
     let started: u64 = name
         .to_str()
         .and_then(|n| n.strip_suffix(".jsonl"))
         .and_then(|n| n.parse().ok())
         .expect("<started unix ms>.jsonl");
-    assert_eq!(lines[0], json!({"type": "log", "version": 1, "room": room, "started": started}));
+    assert_eq!(
+        lines[0],
+        json!({"type": "log", "version": 1, "room": room, "started": started})
+    );
     assert_eq!(lines[1]["type"], "state");
-    assert!(lines[1].get("filter").is_none(), "the log is public: no moderator state");
-    let chat = lines.iter().find(|l| l["type"] == "chat").expect("chat line");
+    assert!(
+        lines[1].get("filter").is_none(),
+        "the log is public: no moderator state"
+    );
+    let chat = lines
+        .iter()
+        .find(|l| l["type"] == "chat")
+        .expect("chat line");
     assert_eq!(chat["text"], "on the record");
     assert!(chat["ts"].as_u64().unwrap() >= started);
     host.close().await;

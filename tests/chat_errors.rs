@@ -30,7 +30,8 @@ async fn bad_input_gets_bad_request_or_too_long_and_the_connection_stays_usable(
     let server = server().await;
     let room = "errors";
     for ws in [true, false] {
-        let mut c = Client::as_user(&server, room, ws, Role::Viewer, if ws { "w" } else { "d" }).await;
+        let mut c =
+            Client::as_user(&server, room, ws, Role::Viewer, if ws { "w" } else { "d" }).await;
         welcome(&mut c).await;
         for bad in [
             "{not json",
@@ -42,11 +43,19 @@ async fn bad_input_gets_bad_request_or_too_long_and_the_connection_stays_usable(
         ] {
             c.send_raw(bad).await;
             let e = c.next_non_presence().await;
-            assert_eq!((e["type"].as_str(), e["code"].as_str()), (Some("error"), Some("bad_request")), "{bad}: {e}");
+            assert_eq!(
+                (e["type"].as_str(), e["code"].as_str()),
+                (Some("error"), Some("bad_request")),
+                "{bad}: {e}"
+            );
         }
         c.say(&"x".repeat(21)).await;
         c.expect_error("too_long").await;
-        c.send_raw(&format!(r#"{{"type":"chat","text":"{}"}}"#, "y".repeat(20_000))).await;
+        c.send_raw(&format!(
+            r#"{{"type":"chat","text":"{}"}}"#,
+            "y".repeat(20_000)
+        ))
+        .await;
         c.expect_error("too_long").await;
         c.say("still fine").await;
         c.expect_chat("still fine").await;
@@ -108,14 +117,17 @@ async fn refusals_name_their_code() {
     ann.expect_chat("a").await;
     ann.say("b").await;
     ann.expect_error("slow_mode").await;
-    host.command("timeout", json!({"user": "ann", "seconds": 60})).await;
+    host.command("timeout", json!({"user": "ann", "seconds": 60}))
+        .await;
     ann.expect_error("timed_out").await;
     ann.send(json!({"type": "reaction", "emoji": "😢"})).await;
     ann.expect_error("timed_out").await;
-    host.command("ban", json!({"user": "ann", "seconds": 60})).await;
+    host.command("ban", json!({"user": "ann", "seconds": 60}))
+        .await;
     ann.expect_error("banned").await;
     ann.expect_closed().await;
-    host.command("ban", json!({"user": "ann", "seconds": 99_999_999})).await;
+    host.command("ban", json!({"user": "ann", "seconds": 99_999_999}))
+        .await;
     host.expect_error("bad_request").await;
     host.close().await;
     server.stop().await;

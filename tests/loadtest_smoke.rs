@@ -14,7 +14,7 @@ use onair_loadtest::bench::chat::ChatParams;
 use onair_loadtest::bench::churn::ChurnParams;
 use onair_loadtest::bench::fanout::FanoutParams;
 use onair_loadtest::bench::hls::HlsParams;
-use onair_loadtest::bench::{PublisherSpec, Scenario, Target, run_all};
+use onair_loadtest::bench::{Noise, PublisherSpec, Scenario, Target, run_all};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn every_bench_scenario_runs_at_tiny_scale() {
@@ -36,7 +36,7 @@ async fn every_bench_scenario_runs_at_tiny_scale() {
             keyframe_interval_frames: 60,
         },
         loop_frames: 60,
-        noise_percent: 30,
+        noise: Noise::MatchBitrate,
         audio: true,
     }
     .prepare()
@@ -92,7 +92,13 @@ async fn every_bench_scenario_runs_at_tiny_scale() {
     // said clearly what the server lacks. Anything else is the tool breaking.
     for run in &report.runs[2..] {
         match run.status {
-            "ok" => assert!(run.report.is_some(), "{json}"),
+            "ok" => {
+                let r = run.report.as_ref().expect("figures of a run that went ok");
+                assert_eq!(r.sessions.connected, 3, "{table}");
+                if let Some(chat) = r.chat {
+                    assert!(chat.deliveries > 0, "{table}");
+                }
+            }
             "unsupported" => assert!(run.error.is_some(), "{json}"),
             _ => panic!("{} failed: {:?}\n{table}", run.label, run.error),
         }

@@ -66,7 +66,7 @@ export function parseCommand(line, resolveUser = (u) => u) {
     case "untimeout":
       return mod("timeout", { user: user(), seconds: 0 });
     case "delete":
-      if (!args[0]) throw new Error("/delete needs a message id (or use the 🗑 button)");
+      if (!args[0]) throw new Error("/delete needs a message id (or use the del button)");
       return mod("delete", { id: args[0] });
     case "clear":
       return mod("clear");
@@ -321,9 +321,9 @@ class ChatPanel {
       box.append(b);
     };
     const who = line.user.name ?? line.user.id;
-    button("🗑", "Delete this message", "chat-delete", { type: "mod", action: "delete", id: line.id });
-    button("⏱", `Time out ${who} for 10 minutes`, "chat-timeout", { type: "mod", action: "timeout", user: line.user.id, seconds: 600 });
-    button("⛔", `Ban ${who}`, "chat-ban", { type: "mod", action: "ban", user: line.user.id });
+    button("del", "Delete this message", "chat-delete", { type: "mod", action: "delete", id: line.id });
+    button("mute", `Time out ${who} for 10 minutes`, "chat-timeout", { type: "mod", action: "timeout", user: line.user.id, seconds: 600 });
+    button("ban", `Ban ${who}`, "chat-ban", { type: "mod", action: "ban", user: line.user.id });
     return box;
   }
 

@@ -12,7 +12,7 @@ use onair_loadtest::bench::chat::ChatParams;
 use onair_loadtest::bench::churn::ChurnParams;
 use onair_loadtest::bench::fanout::FanoutParams;
 use onair_loadtest::bench::hls::HlsParams;
-use onair_loadtest::bench::{PublisherSpec, Scenario, Target, run_all};
+use onair_loadtest::bench::{Noise, PublisherSpec, Scenario, Target, run_all};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bench_scenarios_run_against_another_forwarder() {
@@ -33,7 +33,7 @@ async fn bench_scenarios_run_against_another_forwarder() {
             keyframe_interval_frames: 30,
         },
         loop_frames: 30,
-        noise_percent: 30,
+        noise: Noise::MatchBitrate,
         audio: true,
     }
     .prepare()

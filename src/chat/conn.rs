@@ -141,7 +141,12 @@ pub struct Inbound {
 
 impl Inbound {
     /// The inbound side of `conn`.
-    pub fn new(conn: ConnId, limits: &ChatLimits, hub: HubHandle, reply: mpsc::Sender<Frame>) -> Self {
+    pub fn new(
+        conn: ConnId,
+        limits: &ChatLimits,
+        hub: HubHandle,
+        reply: mpsc::Sender<Frame>,
+    ) -> Self {
         Self {
             conn,
             gate: ConnGate::new(limits, now_ms()),
@@ -185,7 +190,13 @@ mod tests {
             // The fast reader keeps up.
             assert_eq!(fast_rx.frames.try_recv().ok().as_deref(), Some(&*f));
         }
-        assert_eq!(total, FanOut { queued: 14, dropped: 6 });
+        assert_eq!(
+            total,
+            FanOut {
+                queued: 14,
+                dropped: 6
+            }
+        );
         assert_eq!(conns[&1].dropped(), 6);
         assert_eq!(conns[&2].dropped(), 0);
         let mut got = 0;
@@ -207,7 +218,13 @@ mod tests {
         drop(c_rx);
         let f = frame(&ServerEvent::Cleared { ts: 2 });
         let r = fan_out(&conns, &Audience::Conns(vec![2, 3, 99]), &f);
-        assert_eq!(r, FanOut { queued: 1, dropped: 0 });
+        assert_eq!(
+            r,
+            FanOut {
+                queued: 1,
+                dropped: 0
+            }
+        );
         assert!(a_rx.frames.try_recv().is_err());
         assert!(b_rx.frames.try_recv().is_ok());
     }

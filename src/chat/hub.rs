@@ -141,9 +141,7 @@ pub(crate) fn spawn(app: &App, room: &str, id: u64) -> HubHandle {
     let (tx, rx) = mpsc::channel(HUB_QUEUE);
     let limits = app.config.chat.clone();
     let prefix = format!("{:x}", now_ms() % 0xff_ffff);
-    let log_dir = limits
-        .log
-        .then(|| app.config.data_dir.join("chat"));
+    let log_dir = limits.log.then(|| app.config.data_dir.join("chat"));
     let hub = Hub {
         app: app.clone(),
         name: room.to_owned(),

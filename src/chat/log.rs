@@ -100,7 +100,10 @@ async fn write(path: PathBuf, mut rx: mpsc::Receiver<Frame>) {
     }
 }
 
-async fn write_lines(path: &std::path::Path, rx: &mut mpsc::Receiver<Frame>) -> std::io::Result<()> {
+async fn write_lines(
+    path: &std::path::Path,
+    rx: &mut mpsc::Receiver<Frame>,
+) -> std::io::Result<()> {
     if let Some(parent) = path.parent() {
         tokio::fs::create_dir_all(parent).await?;
     }

@@ -154,11 +154,8 @@ pub(crate) async fn join(
 /// A data channel the remote of `session` opened: a `chat` channel joins the room's chat as
 /// the session's user (until the channel or the session ends); any other label is closed.
 pub fn attach_data_channel(app: &App, session: &Arc<Session>, channel: Arc<dyn DataChannel>) {
-    app.tasks.spawn(datachannel::run(
-        app.clone(),
-        session.clone(),
-        channel,
-    ));
+    app.tasks
+        .spawn(datachannel::run(app.clone(), session.clone(), channel));
 }
 
 /// The serialised `error` for `e`.

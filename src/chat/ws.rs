@@ -90,11 +90,9 @@ fn percent_decode(s: &str) -> String {
     let mut i = 0;
     while i < bytes.len() {
         let escaped = match (bytes[i], bytes.get(i + 1..i + 3)) {
-            (b'%', Some(hex)) if hex.iter().all(u8::is_ascii_hexdigit) => {
-                std::str::from_utf8(hex)
-                    .ok()
-                    .and_then(|h| u8::from_str_radix(h, 16).ok())
-            }
+            (b'%', Some(hex)) if hex.iter().all(u8::is_ascii_hexdigit) => std::str::from_utf8(hex)
+                .ok()
+                .and_then(|h| u8::from_str_radix(h, 16).ok()),
             _ => None,
         };
         match escaped {
@@ -205,7 +203,10 @@ mod tests {
     #[test]
     fn the_token_comes_from_the_query_and_is_percent_decoded() {
         assert_eq!(query_token(Some("token=a.b.c")), Some("a.b.c".into()));
-        assert_eq!(query_token(Some("x=1&token=a%2Eb%2ec")), Some("a.b.c".into()));
+        assert_eq!(
+            query_token(Some("x=1&token=a%2Eb%2ec")),
+            Some("a.b.c".into())
+        );
         assert_eq!(query_token(Some("token=")), None);
         assert_eq!(query_token(Some("tokens=x")), None);
         assert_eq!(query_token(None), None);

@@ -2,6 +2,8 @@
 //! with one H.264 and one Opus track fed from the room's hubs, and starts a [`viewer`] task.
 //! A viewer may join before anyone publishes; media starts when a publisher does.
 
+pub mod hls;
+pub mod recorder;
 mod viewer;
 
 use std::sync::Arc;

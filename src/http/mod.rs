@@ -48,6 +48,10 @@ pub struct AppState {
     pub tasks: TaskTracker,
     /// Every room's chat hub.
     pub chat: crate::chat::ChatHubs,
+    /// Every room's LL-HLS stream and tap.
+    pub hls: crate::egress::hls::HlsRegistry,
+    /// Where broadcasts are recorded.
+    pub recordings: Arc<crate::egress::recorder::Recordings>,
 }
 
 /// Shared state handle.
@@ -64,6 +68,11 @@ impl AppState {
             link_headers: ice_server_links(&config.ice_servers),
             tasks: TaskTracker::new(),
             chat: crate::chat::ChatHubs::default(),
+            hls: crate::egress::hls::HlsRegistry::default(),
+            recordings: Arc::new(crate::egress::recorder::Recordings::new(
+                &config.data_dir,
+                config.recordings,
+            )),
             config,
         })
     }
@@ -105,6 +114,8 @@ pub fn router(app: App) -> Router {
         .route("/ws/{room}", axum::routing::get(crate::chat::ws::get))
         .merge(api::routes())
         .merge(web::routes())
+        .merge(crate::egress::hls::routes())
+        .merge(crate::egress::recorder::routes())
         .route("/metrics", axum::routing::get(metrics::metrics))
         .fallback(|| async { ApiError::not_found("no such route") })
         .layer(cors())

@@ -1,4 +1,5 @@
-//! The browser pages (`web/`, embedded at build time): studio, watch and the landing page.
+//! The browser pages (`web/`, embedded at build time): studio, watch, live (LL-HLS),
+//! recordings and the landing page.
 
 use axum::Router;
 use axum::extract::Path;
@@ -21,6 +22,11 @@ pub(super) fn routes() -> Router<App> {
             "/watch/{room}",
             get(|Path(room): Path<String>| async move { room_page(&room, "watch.html") }),
         )
+        .route(
+            "/live/{room}",
+            get(|Path(room): Path<String>| async move { room_page(&room, "live.html") }),
+        )
+        .route("/recordings", get(|| async { page("recordings.html") }))
         .route(
             "/web/{file}",
             get(|Path(file): Path<String>| async move { page(&file) }),

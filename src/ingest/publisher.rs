@@ -46,6 +46,7 @@ pub async fn run(ctx: PublisherCtx, mut peer: PeerEvents) {
                 Some(PeerEvent::State(RTCPeerConnectionState::Connected)) => {
                     connected = true;
                     room.set_publisher_connected(&session.id);
+                    crate::egress::hls::start_tap(&app, &room);
                     tracing::info!(room = room.name(), session = %session.id, "publisher connected");
                 }
                 Some(PeerEvent::State(state @ (RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed))) => {

@@ -204,11 +204,12 @@ impl Client {
         v
     }
 
-    /// The next chat message (skipping others); checks its text.
+    /// The chat message with `text` (skipping everything before it).
     pub async fn expect_chat(&mut self, text: &str) -> Value {
-        let v = self.expect_type("chat").await;
-        assert_eq!(v["text"], text, "{v}");
-        v
+        self.expect(&format!("chat {text:?}"), |v| {
+            v["type"] == "chat" && v["text"] == text
+        })
+        .await
     }
 
     /// Reads until the connection closes; for a WebSocket, the close code.

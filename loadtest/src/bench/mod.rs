@@ -66,24 +66,44 @@ pub struct Target {
     pub server_pid: Option<u32>,
 }
 
+/// How much per-frame noise the publisher's loop carries.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Noise {
+    /// None: the plain test pattern, which codes to a small fraction of any sane bitrate.
+    Off,
+    /// A band over the bottom share of the picture height, percent.
+    Percent(f64),
+    /// A band sized so the loop's bitrate comes close to the video's target: a short
+    /// calibration encode, the share scaled by target / measured, and at most one correction
+    /// of the final loop the same way.
+    MatchBitrate,
+}
+
+/// Frames of the calibration encode of [`Noise::MatchBitrate`].
+const CALIBRATION_FRAMES: usize = 30;
+/// Noise share of the calibration encode, percent.
+const CALIBRATION_PERCENT: f64 = 2.0;
+/// A loop within this factor of the target bitrate is not re-encoded.
+const CALIBRATION_TOLERANCE: f64 = 0.08;
+
 /// The synthetic publisher the scenarios start: a pre-encoded loop, so the encoder costs
 /// nothing during the run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct PublisherSpec {
     /// Resolution, rate, target bitrate and keyframe interval of the loop.
     pub video: VideoConfig,
     /// Frames in the loop (replayed from the start at its end).
     pub loop_frames: usize,
-    /// Bottom share of the picture covered with per-frame noise, percent, so the encoder
-    /// spends its bitrate like camera content does (0: the plain, very compressible pattern).
-    pub noise_percent: u32,
+    /// Per-frame noise, so the encoder spends a bitrate like camera content's (openh264 does
+    /// not hold its target without skipping frames, so the noise sets the bitrate).
+    pub noise: Noise,
     /// Send Opus audio too.
     pub audio: bool,
 }
 
 impl PublisherSpec {
-    /// Issue 7's publisher: 1280x720 at 30 fps, 2.5 Mbit/s target, an IDR every 2 s, a 10 s
-    /// loop, noise over the bottom 60 % of the picture, Opus audio.
+    /// Issue 7's publisher: 1280x720 at 30 fps, 2.5 Mbit/s, an IDR every 2 s, a 10 s loop,
+    /// noise matched to the bitrate, Opus audio.
     pub fn hd720() -> Self {
         Self {
             video: VideoConfig {
@@ -94,7 +114,7 @@ impl PublisherSpec {
                 keyframe_interval_frames: 60,
             },
             loop_frames: 300,
-            noise_percent: 60,
+            noise: Noise::MatchBitrate,
             audio: true,
         }
     }
@@ -104,17 +124,46 @@ impl PublisherSpec {
         if self.loop_frames == 0 {
             return Err(BenchError::Config("the video loop needs frames".into()));
         }
-        let video = VideoLoop::encode_with_noise(self.video, self.loop_frames, self.noise_percent)?;
-        let bytes: u64 = video.frames().iter().map(|f| f.data.len() as u64).sum();
-        let loop_bitrate_bps = bytes * 8 * u64::from(self.video.fps) / (video.len().max(1) as u64);
+        let scaled = |percent: f64, measured: u64| {
+            (percent * f64::from(self.video.bitrate_bps) / measured.max(1) as f64).clamp(0.0, 100.0)
+        };
+        let (noise_percent, video) = match self.noise {
+            Noise::Off => (0.0, VideoLoop::encode(self.video, self.loop_frames)?),
+            Noise::Percent(p) => {
+                let p = p.clamp(0.0, 100.0);
+                (
+                    p,
+                    VideoLoop::encode_with_noise(self.video, self.loop_frames, p)?,
+                )
+            }
+            Noise::MatchBitrate => {
+                let probe = VideoLoop::encode_with_noise(
+                    self.video,
+                    CALIBRATION_FRAMES,
+                    CALIBRATION_PERCENT,
+                )?;
+                let p = scaled(CALIBRATION_PERCENT, probe.bitrate_bps());
+                let video = VideoLoop::encode_with_noise(self.video, self.loop_frames, p)?;
+                let error = video.bitrate_bps() as f64 / f64::from(self.video.bitrate_bps) - 1.0;
+                if error.abs() > CALIBRATION_TOLERANCE {
+                    let p = scaled(p, video.bitrate_bps());
+                    (
+                        p,
+                        VideoLoop::encode_with_noise(self.video, self.loop_frames, p)?,
+                    )
+                } else {
+                    (p, video)
+                }
+            }
+        };
         let info = PublisherInfo {
             width: self.video.width,
             height: self.video.height,
             fps: self.video.fps,
             target_bitrate_bps: self.video.bitrate_bps,
             loop_frames: video.len(),
-            noise_percent: self.noise_percent,
-            loop_bitrate_bps,
+            noise_percent: (noise_percent * 100.0).round() / 100.0,
+            loop_bitrate_bps: video.bitrate_bps(),
             audio: self.audio,
         };
         Ok(PreparedPublisher {

@@ -47,8 +47,8 @@ pub struct PublisherInfo {
     pub target_bitrate_bps: u32,
     /// Frames in the pre-encoded loop.
     pub loop_frames: usize,
-    /// Share of the picture height covered with per-frame noise.
-    pub noise_percent: u32,
+    /// Share of the picture height covered with per-frame noise, percent.
+    pub noise_percent: f64,
     /// The loop's actual mean video bitrate (what goes on the wire, before RTP headers).
     pub loop_bitrate_bps: u64,
     /// Whether Opus audio is sent too.
@@ -321,7 +321,7 @@ impl BenchReport {
         let p = &self.publisher;
         let _ = writeln!(
             out,
-            "onair-loadtest bench: {} room {} | {} cores, {:.1} GiB | publisher {}x{}@{} loop {} kbit/s (target {}), noise {}%",
+            "onair-loadtest bench: {} room {} | {} cores, {:.1} GiB | publisher {}x{}@{} loop {} kbit/s (target {}), noise {:.1}%",
             self.url,
             self.room,
             self.machine.cores,

@@ -280,11 +280,12 @@ pub struct NoiseBand {
 }
 
 impl NoiseBand {
-    /// A band over the bottom `percent` % of `pattern`'s height (at most everything below the
-    /// counter band); `None` when that is no row at all.
-    pub fn new(pattern: &TestPattern, percent: u32) -> Option<Self> {
+    /// A band over the bottom `percent` % of `pattern`'s height, rounded to whole rows (at
+    /// most everything below the counter band); `None` when that is no row at all.
+    pub fn new(pattern: &TestPattern, percent: f64) -> Option<Self> {
         let below_counter = pattern.height - pattern.band_height;
-        let rows = (pattern.height * percent.min(100) as usize / 100).min(below_counter);
+        let rows = (pattern.height as f64 * percent.clamp(0.0, 100.0) / 100.0).round() as usize;
+        let rows = rows.min(below_counter);
         (rows > 0).then(|| Self {
             first_row: pattern.height - rows,
             state: 0x2545_f491_4f6c_dd1d,
@@ -314,8 +315,8 @@ mod tests {
     #[test]
     fn noise_covers_the_bottom_and_changes_every_frame() {
         let pattern = TestPattern::new(64, 48, 30);
-        assert!(NoiseBand::new(&pattern, 0).is_none());
-        let mut noise = NoiseBand::new(&pattern, 50).expect("band");
+        assert!(NoiseBand::new(&pattern, 0.0).is_none());
+        let mut noise = NoiseBand::new(&pattern, 50.0).expect("band");
         let mut frame = pattern.blank_frame();
         pattern.render(3, &mut frame);
         noise.render(&mut frame);
@@ -330,7 +331,7 @@ mod tests {
             3
         );
         // 100 % stops at the counter band.
-        let all = NoiseBand::new(&pattern, 100).expect("band");
+        let all = NoiseBand::new(&pattern, 100.0).expect("band");
         assert_eq!(all.first_row, pattern.band_height());
     }
 

@@ -97,19 +97,31 @@ pub struct VideoLoop {
 impl VideoLoop {
     /// Encodes `frames` frames (at least 1) of the test pattern once.
     pub fn encode(config: VideoConfig, frames: usize) -> Result<Arc<Self>, MediaError> {
-        Self::encode_with_noise(config, frames, 0)
+        Self::encode_with_noise(config, frames, 0.0)
     }
 
     /// Like [`Self::encode`], with a [`NoiseBand`] over the bottom `noise_percent` % of the
-    /// picture so the encoder actually spends `config.bitrate_bps` (the plain pattern needs a
-    /// small fraction of it). Costs encoder time once, nothing per replayed frame.
+    /// picture so the encoder spends realistic bitrates (the plain pattern needs a small
+    /// fraction of `config.bitrate_bps`; openh264 cannot hold the target without skipping
+    /// frames, so the noise share sets the bitrate). With noise, 2 s of frames are encoded and
+    /// dropped first so the rate control has settled, and the loop starts with a forced IDR.
+    /// Costs encoder time once, nothing per replayed frame.
     pub fn encode_with_noise(
         config: VideoConfig,
         frames: usize,
-        noise_percent: u32,
+        noise_percent: f64,
     ) -> Result<Arc<Self>, MediaError> {
         let mut live = LiveEncoder::new(config)?;
         live.noise = NoiseBand::new(&live.pattern, noise_percent);
+        if live.noise.is_some() {
+            // Whole keyframe intervals, so the loop's IDRs stay where the interval puts them.
+            let interval = config.keyframe_interval_frames.max(1);
+            let warm_up = (2 * config.fps).div_ceil(interval) * interval;
+            for _ in 0..warm_up {
+                live.next_frame()?;
+            }
+            live.force_next = true;
+        }
         let frames = (0..frames.max(1))
             .map(|_| live.next_frame())
             .collect::<Result<Vec<_>, _>>()?;
@@ -144,6 +156,12 @@ impl VideoLoop {
     /// The frames, in order.
     pub fn frames(&self) -> &[EncodedFrame] {
         &self.frames
+    }
+
+    /// The loop's mean video bitrate in bits per second (Annex-B bytes, before RTP).
+    pub fn bitrate_bps(&self) -> u64 {
+        let bytes: u64 = self.frames.iter().map(|f| f.data.len() as u64).sum();
+        bytes * 8 * u64::from(self.config.fps) / (self.frames.len().max(1) as u64)
     }
 
     /// The index of the first IDR strictly after position `pos`, wrapping to 0.

@@ -311,9 +311,9 @@ pub fn parse_client(json: &str) -> Result<ClientMessage, ChatError> {
                 .ok_or_else(|| ChatError::bad_request("a chat message needs a \"text\" string"))?,
         }),
         "reaction" => Ok(ClientMessage::Reaction {
-            emoji: raw.emoji.ok_or_else(|| {
-                ChatError::bad_request("a reaction needs an \"emoji\" string")
-            })?,
+            emoji: raw
+                .emoji
+                .ok_or_else(|| ChatError::bad_request("a reaction needs an \"emoji\" string"))?,
         }),
         "mod" => parse_mod(raw).map(ClientMessage::Mod),
         other => Err(ChatError::bad_request(format!(
@@ -401,7 +401,9 @@ mod tests {
         );
         assert_eq!(
             parse_client(r#"{"type":"reaction","emoji":"🎉","extra":1}"#),
-            Ok(ClientMessage::Reaction { emoji: "🎉".into() })
+            Ok(ClientMessage::Reaction {
+                emoji: "🎉".into()
+            })
         );
         assert_eq!(
             parse_client(r#"{"type":"mod","action":"ban","user":" bob ","seconds":600}"#),
@@ -416,7 +418,9 @@ mod tests {
         );
         assert_eq!(
             parse_client(r#"{"type":"mod","action":"filter_add","word":"x"}"#),
-            Ok(ClientMessage::Mod(ModCommand::FilterAdd { word: "x".into() }))
+            Ok(ClientMessage::Mod(ModCommand::FilterAdd {
+                word: "x".into()
+            }))
         );
     }
 
@@ -464,7 +468,8 @@ mod tests {
             text: "<b>hi</b>".into(),
             ts: 5,
         };
-        let v: serde_json::Value = serde_json::from_str(&ServerEvent::Chat(line).to_json()).unwrap();
+        let v: serde_json::Value =
+            serde_json::from_str(&ServerEvent::Chat(line).to_json()).unwrap();
         assert_eq!(
             v,
             json!({"type":"chat","id":"m1","user":{"id":"u1","name":"Ann","role":"viewer"},"text":"<b>hi</b>","ts":5})

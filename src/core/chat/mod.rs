@@ -9,6 +9,7 @@
 //! - [`text`]: trimming, length, control characters, the word filter, reactions.
 //! - [`limits`]: the configurable limits and the token bucket behind every rate limit.
 //! - [`presence`]: join/leave/viewer-count updates coalesced to a few per second.
+//! - `view`: the welcome and the `state` message as clients see them.
 
 pub mod gate;
 pub mod limits;
@@ -17,6 +18,7 @@ mod moderation;
 pub mod presence;
 pub mod room;
 pub mod text;
+mod view;
 
 #[cfg(test)]
 mod moderation_tests;

@@ -148,10 +148,8 @@ impl ChatRoom {
             return Err(ChatError::bad_request("this room has too many bans"));
         }
         let until = seconds.map(|s| now + s * 1000);
-        self.bans.insert(
-            target.id.clone(),
-            restricted(&target, until, now),
-        );
+        self.bans
+            .insert(target.id.clone(), restricted(&target, until, now));
         self.timeouts.remove(&target.id);
         let was_promoted = self.promoted.remove(&target.id).is_some();
         let conns = self.conns_of(&target.id);
@@ -234,10 +232,8 @@ impl ChatRoom {
             return Err(ChatError::bad_request("this room has too many timeouts"));
         }
         let until = now + seconds * 1000;
-        self.timeouts.insert(
-            target.id.clone(),
-            restricted(&target, Some(until), now),
-        );
+        self.timeouts
+            .insert(target.id.clone(), restricted(&target, Some(until), now));
         let mut out = Vec::new();
         let conns = self.conns_of(&target.id);
         if !conns.is_empty() {
@@ -290,7 +286,9 @@ impl ChatRoom {
             if self.demoted.remove(&target.id) {
                 // A moderator by token, demoted earlier: their token role applies again.
             } else if self.promoted.len() >= MAX_PROMOTED {
-                return Err(ChatError::bad_request("this room has too many promoted moderators"));
+                return Err(ChatError::bad_request(
+                    "this room has too many promoted moderators",
+                ));
             } else {
                 self.promoted.insert(target.id.clone(), target.name.clone());
             }
@@ -308,7 +306,9 @@ impl ChatRoom {
         }
         if self.promoted.remove(&target.id).is_none() {
             if self.demoted.len() >= MAX_PROMOTED {
-                return Err(ChatError::bad_request("this room has too many demoted moderators"));
+                return Err(ChatError::bad_request(
+                    "this room has too many demoted moderators",
+                ));
             }
             self.demoted.insert(target.id.clone());
         }
@@ -322,10 +322,9 @@ impl ChatRoom {
                 "only the broadcaster can {verb} moderators"
             )));
         }
-        let target = self
-            .resolve(user)?
-            .filter(|t| t.known)
-            .ok_or_else(|| ChatError::bad_request(format!("nobody called `{user}` has been in this room")))?;
+        let target = self.resolve(user)?.filter(|t| t.known).ok_or_else(|| {
+            ChatError::bad_request(format!("nobody called `{user}` has been in this room"))
+        })?;
         if target.id == actor.id {
             return Err(ChatError::forbidden(format!("you cannot {verb} yourself")));
         }

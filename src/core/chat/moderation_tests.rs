@@ -88,11 +88,26 @@ fn a_ban_disconnects_purges_and_refuses_rejoin_until_it_ends() {
     assert!(matches!(&out[0], Output::Send { to: Audience::Conns(c), .. } if c == &vec![b1, b2]));
     assert_eq!(disconnects(&out), vec![("bob".to_owned(), vec![b1, b2])]);
     assert_eq!(deleted(&out), vec![bob_line]);
-    assert_eq!(fx.room.history.iter().map(|l| l.id.clone()).collect::<Vec<_>>(), vec![ann_line]);
+    assert_eq!(
+        fx.room
+            .history
+            .iter()
+            .map(|l| l.id.clone())
+            .collect::<Vec<_>>(),
+        vec![ann_line]
+    );
     let states = state_sends(&out);
-    assert_eq!(states.len(), 1, "only moderators hear about bans: {states:?}");
+    assert_eq!(
+        states.len(),
+        1,
+        "only moderators hear about bans: {states:?}"
+    );
     assert_eq!(states[0].0, Audience::Conns(vec![m]));
-    let bans = states[0].1.bans.clone().expect("moderator state lists bans");
+    let bans = states[0]
+        .1
+        .bans
+        .clone()
+        .expect("moderator state lists bans");
     assert_eq!(bans[0].user.id, "bob");
     assert_eq!(bans[0].until, Some(fx.now + 600_000));
     assert!(fx.chat(b1, "still here?").is_empty(), "no longer a member");
@@ -106,7 +121,11 @@ fn a_ban_disconnects_purges_and_refuses_rejoin_until_it_ends() {
     assert!(fx.try_join("bob", Role::Viewer).is_err());
     fx.advance(1);
     let out = fx.room.tick(0, fx.now);
-    assert!(state_sends(&out).iter().any(|(_, s, _)| s.bans == Some(vec![])));
+    assert!(
+        state_sends(&out)
+            .iter()
+            .any(|(_, s, _)| s.bans == Some(vec![]))
+    );
     assert!(fx.try_join("bob", Role::Viewer).is_ok(), "the ban ended");
 }
 
@@ -119,7 +138,10 @@ fn bans_without_end_hold_until_unbanned_by_id_or_name() {
     assert_eq!(disconnects(&out)[0].0, "bob", "resolved by display name");
     fx.advance(40 * 24 * 3600 * 1000);
     fx.room.tick(0, fx.now);
-    assert_eq!(fx.try_join("bob", Role::Viewer).unwrap_err().retry_ms(), None);
+    assert_eq!(
+        fx.try_join("bob", Role::Viewer).unwrap_err().retry_ms(),
+        None
+    );
     let out = fx.cmd(host, r#"{"type":"mod","action":"unban","user":"Bob"}"#);
     assert_eq!(error_code(&out), None, "{out:?}");
     assert!(fx.try_join("bob", Role::Viewer).is_ok());
@@ -133,8 +155,15 @@ fn a_ban_reaches_users_who_are_not_connected() {
     let m = fx.join("mod", Role::Moderator);
     let out = fx.cmd(m, &ban("stranger", 60));
     assert_eq!(error_code(&out), None);
-    assert_eq!(disconnects(&out), vec![("stranger".to_owned(), vec![])], "media sessions end too");
-    assert_eq!(fx.try_join("stranger", Role::Guest).unwrap_err().code(), "banned");
+    assert_eq!(
+        disconnects(&out),
+        vec![("stranger".to_owned(), vec![])],
+        "media sessions end too"
+    );
+    assert_eq!(
+        fx.try_join("stranger", Role::Guest).unwrap_err().code(),
+        "banned"
+    );
 }
 
 #[test]
@@ -150,8 +179,15 @@ fn nobody_bans_the_broadcaster_and_moderators_do_not_act_on_each_other() {
     for cmd in [ban("m2", 60), timeout("m2", 60), ban("m1", 60)] {
         assert_eq!(error_code(&fx.cmd(m1, &cmd)), Some("forbidden"), "{cmd}");
     }
-    assert_eq!(error_code(&fx.cmd(host, &ban("host", 60))), Some("forbidden"));
-    assert_eq!(error_code(&fx.cmd(m1, &timeout("gus", 60))), None, "guests are fair game");
+    assert_eq!(
+        error_code(&fx.cmd(host, &ban("host", 60))),
+        Some("forbidden")
+    );
+    assert_eq!(
+        error_code(&fx.cmd(m1, &timeout("gus", 60))),
+        None,
+        "guests are fair game"
+    );
     let out = fx.cmd(host, &ban("m2", 60));
     assert_eq!(error_code(&out), None, "the broadcaster can: {out:?}");
     assert_eq!(disconnects(&out)[0].0, "m2");
@@ -176,13 +212,26 @@ fn a_timeout_mutes_until_it_ends_and_zero_lifts_it() {
     let m = fx.join("mod", Role::Moderator);
     let a = fx.join("ann", Role::Viewer);
     let out = fx.cmd(m, &timeout("ann", 30));
-    assert_eq!(notice_code(&out), Some("timed_out"), "the muted user is told");
-    assert!(disconnects(&out).is_empty(), "a timeout does not disconnect");
+    assert_eq!(
+        notice_code(&out),
+        Some("timed_out"),
+        "the muted user is told"
+    );
+    assert!(
+        disconnects(&out).is_empty(),
+        "a timeout does not disconnect"
+    );
     let out = fx.chat(a, "let me speak");
     assert_eq!(error_code(&out), Some("timed_out"));
     assert!(matches!(
         &out[0],
-        Output::Send { event: ServerEvent::Error { retry_ms: Some(30_000), .. }, .. }
+        Output::Send {
+            event: ServerEvent::Error {
+                retry_ms: Some(30_000),
+                ..
+            },
+            ..
+        }
     ));
     assert_eq!(
         error_code(&fx.cmd(a, r#"{"type":"reaction","emoji":"😢"}"#)),
@@ -200,7 +249,10 @@ fn a_timeout_mutes_until_it_ends_and_zero_lifts_it() {
     fx.advance(1000);
     assert_eq!(error_code(&fx.cmd(m, &timeout("ann", 0))), None);
     assert_eq!(lines(&fx.chat(a, "lifted")).len(), 1);
-    assert_eq!(error_code(&fx.cmd(m, &timeout("ann", 0))), Some("bad_request"));
+    assert_eq!(
+        error_code(&fx.cmd(m, &timeout("ann", 0))),
+        Some("bad_request")
+    );
 }
 
 #[test]
@@ -209,8 +261,14 @@ fn durations_are_bounded() {
     let m = fx.join("mod", Role::Moderator);
     fx.join("ann", Role::Viewer);
     let too_long = 30 * 24 * 3600 + 1;
-    assert_eq!(error_code(&fx.cmd(m, &ban("ann", too_long))), Some("bad_request"));
-    assert_eq!(error_code(&fx.cmd(m, &timeout("ann", too_long))), Some("bad_request"));
+    assert_eq!(
+        error_code(&fx.cmd(m, &ban("ann", too_long))),
+        Some("bad_request")
+    );
+    assert_eq!(
+        error_code(&fx.cmd(m, &timeout("ann", too_long))),
+        Some("bad_request")
+    );
     assert_eq!(
         error_code(&fx.cmd(m, r#"{"type":"mod","action":"slow","seconds":3601}"#)),
         Some("bad_request")
@@ -230,10 +288,18 @@ fn delete_removes_one_message_for_everyone_within_the_rules() {
     let m1_line = line(&fx.chat(m1, "mine")).id;
     let del = |id: &str| format!(r#"{{"type":"mod","action":"delete","id":"{id}"}}"#);
     assert_eq!(deleted(&fx.cmd(m1, &del(&ann))), vec![ann.clone()]);
-    assert_eq!(error_code(&fx.cmd(m1, &del(&ann))), Some("bad_request"), "gone");
+    assert_eq!(
+        error_code(&fx.cmd(m1, &del(&ann))),
+        Some("bad_request"),
+        "gone"
+    );
     assert_eq!(error_code(&fx.cmd(m1, &del(&host_line))), Some("forbidden"));
     assert_eq!(error_code(&fx.cmd(m1, &del(&m2_line))), Some("forbidden"));
-    assert_eq!(deleted(&fx.cmd(m1, &del(&m1_line))), vec![m1_line], "own message");
+    assert_eq!(
+        deleted(&fx.cmd(m1, &del(&m1_line))),
+        vec![m1_line],
+        "own message"
+    );
     assert_eq!(deleted(&fx.cmd(host, &del(&m2_line))), vec![m2_line]);
     assert_eq!(error_code(&fx.cmd(a, &del(&host_line))), Some("forbidden"));
     assert_eq!(fx.room.history.len(), 1);
@@ -248,7 +314,11 @@ fn clear_empties_the_history_for_everyone() {
     let out = fx.cmd(m, r#"{"type":"mod","action":"clear"}"#);
     assert!(matches!(
         &out[..],
-        [Output::Send { to: Audience::All, event: ServerEvent::Cleared { .. }, log: true }]
+        [Output::Send {
+            to: Audience::All,
+            event: ServerEvent::Cleared { .. },
+            log: true
+        }]
     ));
     assert!(fx.room.history.is_empty());
 }
@@ -274,15 +344,24 @@ fn settings_reach_everyone_and_the_filter_only_moderators() {
     assert_eq!(states[0].1.filter, Some(vec!["darn".to_owned()]));
     fx.advance(10_000);
     assert_eq!(line(&fx.chat(a, "darn it")).text, "**** it");
-    fx.cmd(m, r#"{"type":"mod","action":"filter_remove","word":"darn"}"#);
+    fx.cmd(
+        m,
+        r#"{"type":"mod","action":"filter_remove","word":"darn"}"#,
+    );
     fx.advance(10_000);
     assert_eq!(line(&fx.chat(a, "darn it")).text, "darn it");
     assert_eq!(
-        error_code(&fx.cmd(m, r#"{"type":"mod","action":"filter_remove","word":"darn"}"#)),
+        error_code(&fx.cmd(
+            m,
+            r#"{"type":"mod","action":"filter_remove","word":"darn"}"#
+        )),
         Some("bad_request")
     );
     assert_eq!(
-        error_code(&fx.cmd(m, r#"{"type":"mod","action":"filter_add","word":"two words"}"#)),
+        error_code(&fx.cmd(
+            m,
+            r#"{"type":"mod","action":"filter_add","word":"two words"}"#
+        )),
         Some("bad_request")
     );
 }
@@ -299,21 +378,40 @@ fn only_the_broadcaster_promotes_and_demotes() {
     let out = fx.cmd(host, promote);
     assert_eq!(error_code(&out), None, "{out:?}");
     let rewelcome = out.iter().find_map(|o| match o {
-        Output::Send { to, event: ServerEvent::Welcome { you, state, .. }, .. } => {
-            Some((to.clone(), you.role, state.filter.is_some()))
-        }
+        Output::Send {
+            to,
+            event: ServerEvent::Welcome { you, state, .. },
+            ..
+        } => Some((to.clone(), you.role, state.filter.is_some())),
         _ => None,
     });
-    assert_eq!(rewelcome, Some((Audience::Conns(vec![a]), Role::Moderator, true)));
-    let public = state_sends(&out).into_iter().find(|s| s.2).expect("public state");
+    assert_eq!(
+        rewelcome,
+        Some((Audience::Conns(vec![a]), Role::Moderator, true))
+    );
+    let public = state_sends(&out)
+        .into_iter()
+        .find(|s| s.2)
+        .expect("public state");
     assert_eq!(public.1.promoted[0].id, "ann");
     assert_eq!(line(&fx.chat(a, "I moderate")).user.role, Role::Moderator);
-    assert_eq!(error_code(&fx.cmd(a, &timeout("bob", 10))), None, "ann moderates");
-    assert_eq!(error_code(&fx.cmd(m, &ban("ann", 10))), Some("forbidden"), "a moderator now");
+    assert_eq!(
+        error_code(&fx.cmd(a, &timeout("bob", 10))),
+        None,
+        "ann moderates"
+    );
+    assert_eq!(
+        error_code(&fx.cmd(m, &ban("ann", 10))),
+        Some("forbidden"),
+        "a moderator now"
+    );
 
     let out = fx.cmd(host, r#"{"type":"mod","action":"demote","user":"ann"}"#);
     assert_eq!(error_code(&out), None);
-    assert_eq!(error_code(&fx.cmd(a, &timeout("bob", 10))), Some("forbidden"));
+    assert_eq!(
+        error_code(&fx.cmd(a, &timeout("bob", 10))),
+        Some("forbidden")
+    );
     assert_eq!(
         error_code(&fx.cmd(host, r#"{"type":"mod","action":"demote","user":"ann"}"#)),
         Some("bad_request"),
@@ -321,9 +419,15 @@ fn only_the_broadcaster_promotes_and_demotes() {
     );
     // A moderator by token can be demoted in this room, then promoted back.
     fx.cmd(host, r#"{"type":"mod","action":"demote","user":"mod"}"#);
-    assert_eq!(error_code(&fx.cmd(m, r#"{"type":"mod","action":"clear"}"#)), Some("forbidden"));
+    assert_eq!(
+        error_code(&fx.cmd(m, r#"{"type":"mod","action":"clear"}"#)),
+        Some("forbidden")
+    );
     fx.cmd(host, r#"{"type":"mod","action":"promote","user":"mod"}"#);
-    assert_eq!(error_code(&fx.cmd(m, r#"{"type":"mod","action":"clear"}"#)), None);
+    assert_eq!(
+        error_code(&fx.cmd(m, r#"{"type":"mod","action":"clear"}"#)),
+        None
+    );
     assert_eq!(
         error_code(&fx.cmd(host, r#"{"type":"mod","action":"promote","user":"nobody"}"#)),
         Some("bad_request")
@@ -332,7 +436,11 @@ fn only_the_broadcaster_promotes_and_demotes() {
         r#"{"type":"mod","action":"promote","user":"host"}"#,
         r#"{"type":"mod","action":"demote","user":"host"}"#,
     ] {
-        assert_eq!(error_code(&fx.cmd(host, yourself)), Some("forbidden"), "{yourself}");
+        assert_eq!(
+            error_code(&fx.cmd(host, yourself)),
+            Some("forbidden"),
+            "{yourself}"
+        );
     }
 }
 
@@ -346,7 +454,10 @@ fn a_promoted_user_stays_promoted_across_reconnects_and_a_ban_ends_it() {
     let a = fx.join("ann", Role::Viewer);
     assert_eq!(line(&fx.chat(a, "still")).user.role, Role::Moderator);
     let out = fx.cmd(host, &ban("ann", 60));
-    let public = state_sends(&out).into_iter().find(|s| s.2).expect("promoted list changed");
+    let public = state_sends(&out)
+        .into_iter()
+        .find(|s| s.2)
+        .expect("promoted list changed");
     assert!(public.1.promoted.is_empty());
 }
 
@@ -372,7 +483,10 @@ fn ambiguous_names_ask_for_an_id() {
         },
         Transport::WebSocket,
     );
-    assert_eq!(error_code(&fx.cmd(m, &timeout("Sam", 10))), Some("bad_request"));
+    assert_eq!(
+        error_code(&fx.cmd(m, &timeout("Sam", 10))),
+        Some("bad_request")
+    );
     assert_eq!(error_code(&fx.cmd(m, &timeout("u2", 10))), None);
     assert!(fx.room.timeouts.contains_key("u2"));
 }

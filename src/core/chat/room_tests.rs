@@ -62,11 +62,8 @@ impl Fx {
     }
 
     pub fn chat(&mut self, conn: ConnId, text: &str) -> Vec<Output> {
-        self.room.handle(
-            conn,
-            ClientMessage::Chat { text: text.into() },
-            self.now,
-        )
+        self.room
+            .handle(conn, ClientMessage::Chat { text: text.into() }, self.now)
     }
 
     pub fn cmd(&mut self, conn: ConnId, json: &str) -> Vec<Output> {
@@ -233,7 +230,11 @@ fn bad_text_is_refused_with_a_code_and_nothing_is_sent() {
     let Output::Send { to, .. } = &out[0] else {
         panic!()
     };
-    assert_eq!(to, &Audience::Conns(vec![a]), "errors go to the sender only");
+    assert_eq!(
+        to,
+        &Audience::Conns(vec![a]),
+        "errors go to the sender only"
+    );
     assert_eq!(error_code(&fx.chat(a, "   ")), Some("bad_request"));
     assert_eq!(line(&fx.chat(a, " five ")).text, "five");
 }
@@ -278,7 +279,16 @@ fn slow_mode_spaces_each_users_messages_but_not_moderators() {
     let out = fx.chat(a, "two");
     assert_eq!(error_code(&out), Some("slow_mode"));
     assert!(
-        matches!(&out[0], Output::Send { event: ServerEvent::Error { retry_ms: Some(6000), .. }, .. }),
+        matches!(
+            &out[0],
+            Output::Send {
+                event: ServerEvent::Error {
+                    retry_ms: Some(6000),
+                    ..
+                },
+                ..
+            }
+        ),
         "{out:?}"
     );
     assert_eq!(lines(&fx.chat(m, "mods are exempt")).len(), 1);
@@ -372,7 +382,10 @@ fn presence_is_coalesced_and_counts_viewers() {
     assert_eq!(p.joined[0].id, "ann");
     let mut quiet = Vec::new();
     for i in 0..50 {
-        let (_, out) = fx.join_as(identity(&format!("u{i}"), Role::Viewer), Transport::DataChannel);
+        let (_, out) = fx.join_as(
+            identity(&format!("u{i}"), Role::Viewer),
+            Transport::DataChannel,
+        );
         quiet.extend(out);
     }
     assert!(presence(&quiet).is_none(), "nothing within the interval");
@@ -403,7 +416,10 @@ fn a_second_connection_of_a_user_is_not_a_join_and_leaving_is_reported_once() {
     fx.advance(100);
     let out = fx.room.leave(a2, 0, fx.now);
     assert_eq!(presence(&out).expect("update").left[0].id, "ann");
-    assert!(fx.room.leave(a2, 0, fx.now).is_empty(), "unknown connections are ignored");
+    assert!(
+        fx.room.leave(a2, 0, fx.now).is_empty(),
+        "unknown connections are ignored"
+    );
     assert!(fx.chat(a2, "ghost").is_empty());
     assert!(fx.room.is_idle(fx.now));
 }

@@ -49,7 +49,7 @@ pub fn clean_emoji(raw: &str) -> Result<String, ChatError> {
             unit: "bytes",
         });
     }
-    let plausible = emoji.chars().any(|c| !c.is_ascii())
+    let plausible = !emoji.is_ascii()
         && !emoji.chars().any(|c| {
             c.is_ascii_alphanumeric() || c.is_whitespace() || c.is_control() || is_bidi_control(c)
         });
@@ -150,7 +150,11 @@ mod tests {
         assert_eq!(clean_text("  hi  ", 10).unwrap(), "hi");
         assert_eq!(clean_text("a\nb\tc\u{0}", 10).unwrap(), "a b c");
         assert_eq!(clean_text("x\u{202E}y\u{2066}", 10).unwrap(), "xy");
-        assert_eq!(clean_text("<b>&</b>", 10).unwrap(), "<b>&</b>", "plain text");
+        assert_eq!(
+            clean_text("<b>&</b>", 10).unwrap(),
+            "<b>&</b>",
+            "plain text"
+        );
         assert_eq!(clean_text(" \n\t ", 10).unwrap_err().code(), "bad_request");
         assert_eq!(clean_text("", 10).unwrap_err().code(), "bad_request");
         assert_eq!(clean_text(&"é".repeat(10), 10).unwrap(), "é".repeat(10));
@@ -161,7 +165,12 @@ mod tests {
                 unit: "characters"
             }
         );
-        assert_eq!(clean_text(&format!("  {}  ", "a".repeat(10)), 10).unwrap().len(), 10);
+        assert_eq!(
+            clean_text(&format!("  {}  ", "a".repeat(10)), 10)
+                .unwrap()
+                .len(),
+            10
+        );
     }
 
     #[test]

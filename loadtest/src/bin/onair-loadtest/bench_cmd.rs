@@ -12,7 +12,7 @@ use onair_loadtest::bench::chat::ChatParams;
 use onair_loadtest::bench::churn::ChurnParams;
 use onair_loadtest::bench::fanout::FanoutParams;
 use onair_loadtest::bench::hls::HlsParams;
-use onair_loadtest::bench::{PublisherSpec, Scenario, Target, run_all};
+use onair_loadtest::bench::{Noise, PublisherSpec, Scenario, Target, run_all};
 
 /// The scenarios of issue 7.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -103,10 +103,10 @@ pub struct BenchArgs {
     /// Publisher: frames in the pre-encoded loop.
     #[arg(long, default_value_t = 300)]
     loop_frames: usize,
-    /// Publisher: percent of the picture height covered with per-frame noise so the encoder
-    /// spends its bitrate (0: the plain pattern, which needs a small fraction of it).
-    #[arg(long, default_value_t = 60)]
-    noise: u32,
+    /// Publisher: per-frame noise over the bottom of the picture so the encoder spends a
+    /// realistic bitrate: `auto` (sized to match --bitrate), `off`, or a percent of the height.
+    #[arg(long, default_value = "auto", value_parser = parse_noise)]
+    noise: Noise,
     /// Publisher: no Opus audio.
     #[arg(long)]
     no_audio: bool,
@@ -167,9 +167,22 @@ impl BenchArgs {
                 keyframe_interval_frames: self.keyframe_interval,
             },
             loop_frames: self.loop_frames,
-            noise_percent: self.noise,
+            noise: self.noise,
             audio: !self.no_audio,
         }
+    }
+}
+
+fn parse_noise(value: &str) -> Result<Noise, String> {
+    match value {
+        "auto" => Ok(Noise::MatchBitrate),
+        "off" => Ok(Noise::Off),
+        percent => match percent.parse::<f64>() {
+            Ok(p) if (0.0..=100.0).contains(&p) => Ok(Noise::Percent(p)),
+            _ => Err(format!(
+                "expected auto, off or a percent 0-100, not {percent:?}"
+            )),
+        },
     }
 }
 
@@ -194,16 +207,17 @@ pub async fn bench(args: BenchArgs) -> Result<()> {
     }
     let spec = args.publisher();
     eprintln!(
-        "pre-encoding {} frames of {}x{} with {}% noise...",
-        spec.loop_frames, spec.video.width, spec.video.height, spec.noise_percent
+        "pre-encoding {} frames of {}x{} (noise {:?})...",
+        spec.loop_frames, spec.video.width, spec.video.height, spec.noise
     );
     let publisher = tokio::task::spawn_blocking(move || spec.prepare())
         .await
         .context("encoder task")??;
     eprintln!(
-        "loop: {} kbit/s (target {} kbit/s)",
+        "loop: {} kbit/s (target {} kbit/s), noise over {:.1}% of the height",
         publisher.info.loop_bitrate_bps / 1000,
-        spec.video.bitrate_bps / 1000
+        spec.video.bitrate_bps / 1000,
+        publisher.info.noise_percent
     );
     let target = Target {
         base_url: args.url.clone(),

@@ -1,0 +1,301 @@
+//! `GET /hls/{room}/{file}` (egress path, last hop: `HlsStream` -> HTTP caches -> players):
+//! the multivariant and media playlists (blocking reload, delta updates, gzip), init segments,
+//! segments and parts (a hinted part blocks until it is complete). A blocked request is a
+//! future waiting on the stream's version: memory, not a thread. Cache-Control follows the
+//! LL-HLS practice: playlists `no-cache` (a blocking response, whose URL names a playlist
+//! version, may be cached briefly so CDNs collapse identical requests), media immutable.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use bytes::Bytes;
+
+use super::HlsStream;
+use crate::core::hls::{
+    Decision, PartDecision, Rendition, Resource, decide, decide_part, parse_directives,
+};
+use crate::http::{ApiError, App, valid_room};
+
+const PLAYLIST: &str = "application/vnd.apple.mpegurl";
+const IMMUTABLE: &str = "public, max-age=31536000, immutable";
+
+/// The LL-HLS routes.
+pub fn routes() -> Router<App> {
+    Router::new()
+        .route("/hls/{room}/{file}", get(hls))
+        .route("/vendor/hls.min.js", get(hls_js))
+}
+
+/// hls.js for the live page, from the `hls_js` setting: a file served as is, or a URL to
+/// redirect to. onair ships no third-party code; without the setting the page falls back to
+/// the browser's own HLS and says what is missing.
+async fn hls_js(State(app): State<App>) -> Response {
+    let Some(source) = app.config.hls_js.as_deref() else {
+        return error_response(ApiError::not_found(
+            "hls.js is not configured: set `hls_js` in onair.toml to node_modules/hls.js/dist/hls.min.js (npm install hls.js) or to a URL",
+        ));
+    };
+    if source.starts_with("https://") || source.starts_with("http://") {
+        let mut response = StatusCode::FOUND.into_response();
+        if let Ok(location) = HeaderValue::from_str(source) {
+            response.headers_mut().insert(header::LOCATION, location);
+        }
+        return response;
+    }
+    match tokio::fs::read(source).await {
+        Ok(bytes) => {
+            let mut response = bytes.into_response();
+            let h = response.headers_mut();
+            h.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/javascript; charset=utf-8"),
+            );
+            h.insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=3600"));
+            response
+        }
+        Err(e) => error_response(ApiError::internal("reading hls_js", format!("{source}: {e}"))),
+    }
+}
+
+fn error_response(e: ApiError) -> Response {
+    let mut response = e.into_response();
+    // An error now (a part not there yet) must not be cached for later.
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+async fn hls(
+    State(app): State<App>,
+    Path((room, file)): Path<(String, String)>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    match serve(&app, &room, &file, query.as_deref(), &headers).await {
+        Ok(response) => response,
+        Err(e) => error_response(e),
+    }
+}
+
+fn accepts_gzip(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|enc| {
+            let mut parts = enc.trim().split(';');
+            parts.next() == Some("gzip") && parts.all(|q| q.trim() != "q=0")
+        })
+}
+
+async fn serve(
+    app: &App,
+    room: &str,
+    file: &str,
+    query: Option<&str>,
+    headers: &HeaderMap,
+) -> Result<Response, ApiError> {
+    valid_room(room)?;
+    let resource = Resource::parse(file)
+        .ok_or_else(|| ApiError::not_found(format!("no HLS file `{file}`")))?;
+    let Some(stream) = app.hls.get(room) else {
+        if app.rooms.get(room).is_some() {
+            let mut response = ApiError::unavailable(
+                "not_live",
+                format!("room `{room}` has no LL-HLS stream yet; retry when a broadcaster is live"),
+            )
+            .into_response();
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            return Ok(response);
+        }
+        return Err(ApiError::not_found(format!("no room `{room}`")));
+    };
+    match resource {
+        Resource::Multivariant => Ok(playlist_response(
+            Bytes::from(stream.multivariant()),
+            false,
+            "no-cache",
+        )),
+        Resource::Playlist(r) => media_playlist(&stream, r, query, headers).await,
+        Resource::Init {
+            rendition,
+            stream: id,
+            version,
+        } => {
+            let bytes = (id == stream.stream_id())
+                .then(|| stream.init(rendition, version))
+                .flatten()
+                .ok_or_else(|| ApiError::not_found(format!("no init segment `{file}`")))?;
+            Ok(media_response(bytes, rendition))
+        }
+        Resource::Segment {
+            rendition,
+            stream: id,
+            msn,
+        } => media(&stream, file, id, rendition, msn, None).await,
+        Resource::Part {
+            rendition,
+            stream: id,
+            msn,
+            index,
+        } => media(&stream, file, id, rendition, msn, Some(index)).await,
+    }
+}
+
+fn playlist_response(body: Bytes, gzip: bool, cache: &'static str) -> Response {
+    let mut response = body.into_response();
+    let h = response.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(PLAYLIST));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
+    h.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
+    if gzip {
+        h.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+    }
+    response
+}
+
+fn media_response(body: Bytes, rendition: Rendition) -> Response {
+    let mut response = body.into_response();
+    let h = response.headers_mut();
+    let kind = match rendition {
+        Rendition::Video => "video/mp4",
+        Rendition::Audio => "audio/mp4",
+    };
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(kind));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static(IMMUTABLE));
+    response
+}
+
+/// A media playlist, after blocking as long as its directives ask (RFC 8216bis §6.2.5.2).
+async fn media_playlist(
+    stream: &Arc<HlsStream>,
+    rendition: Rendition,
+    query: Option<&str>,
+    headers: &HeaderMap,
+) -> Result<Response, ApiError> {
+    if !stream.has(rendition) {
+        return Err(ApiError::not_found(format!(
+            "this stream has no {} rendition",
+            rendition.as_str()
+        )));
+    }
+    let directives = parse_directives(query)
+        .map_err(|e| ApiError::bad_request("bad_directive", e.to_string()))?;
+    let timing = *stream.timing();
+    let mut version = stream.subscribe();
+    let started = Instant::now();
+    loop {
+        let position = stream
+            .position(rendition)
+            .ok_or_else(|| ApiError::not_found("rendition gone"))?;
+        match decide(&directives, &position, &timing, started.elapsed()) {
+            Decision::Ready => break,
+            Decision::BadRequest(e) => {
+                return Err(ApiError::bad_request("bad_directive", e.to_string()));
+            }
+            Decision::Unavailable => {
+                return Err(ApiError::unavailable(
+                    "not_ready",
+                    "the requested segment or part did not come within three target durations",
+                ));
+            }
+            Decision::Wait => {
+                let left = timing.block_limit().saturating_sub(started.elapsed());
+                tokio::select! {
+                    changed = version.changed() => {
+                        if changed.is_err() {
+                            return Err(ApiError::not_found("stream gone"));
+                        }
+                    }
+                    _ = tokio::time::sleep(left) => {}
+                }
+            }
+        }
+    }
+    let gzip = accepts_gzip(headers);
+    let skip = directives.skip != crate::core::hls::Skip::No;
+    let body = stream
+        .playlist(rendition, skip, gzip)
+        .ok_or_else(|| ApiError::not_found("rendition gone"))?;
+    // A response to `_HLS_msn` holds at least what the URL asked for, whenever it is served.
+    let cache = if directives.msn.is_some() {
+        "public, max-age=6"
+    } else {
+        "no-cache"
+    };
+    Ok(playlist_response(body, gzip, cache))
+}
+
+/// A segment or part; the next part (what `EXT-X-PRELOAD-HINT` names) and the segment in
+/// progress are waited for (RFC 8216bis §6.2.6), anything else is `404`.
+async fn media(
+    stream: &Arc<HlsStream>,
+    file: &str,
+    id: u32,
+    rendition: Rendition,
+    msn: u64,
+    index: Option<u32>,
+) -> Result<Response, ApiError> {
+    let not_found = || ApiError::not_found(format!("no media `{file}`"));
+    if id != stream.stream_id() || !stream.has(rendition) {
+        return Err(not_found());
+    }
+    let timing = *stream.timing();
+    let mut version = stream.subscribe();
+    let started = Instant::now();
+    loop {
+        let found = match index {
+            Some(i) => stream.part(rendition, msn, i),
+            None => stream.segment(rendition, msn),
+        };
+        if let Some(bytes) = found {
+            return Ok(media_response(bytes, rendition));
+        }
+        let position = stream.position(rendition).ok_or_else(not_found)?;
+        let waited = started.elapsed();
+        match decide_part(msn, index.map(u64::from), &position, &timing, waited) {
+            PartDecision::NotFound => return Err(not_found()),
+            PartDecision::Wait => {
+                let left = timing.block_limit().saturating_sub(waited);
+                tokio::select! {
+                    changed = version.changed() => {
+                        if changed.is_err() {
+                            return Err(not_found());
+                        }
+                    }
+                    _ = tokio::time::sleep(left) => {}
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gzip_is_used_when_accepted() {
+        let mut h = HeaderMap::new();
+        assert!(!accepts_gzip(&h));
+        h.insert(
+            header::ACCEPT_ENCODING,
+            HeaderValue::from_static("br, gzip;q=0.8"),
+        );
+        assert!(accepts_gzip(&h));
+        h.insert(
+            header::ACCEPT_ENCODING,
+            HeaderValue::from_static("gzip;q=0, br"),
+        );
+        assert!(!accepts_gzip(&h));
+    }
+}

@@ -1,0 +1,169 @@
+//! Unit tests of the HLS store: segments are exactly their parts, memory stays in the window,
+//! discontinuities are counted out, playlists are cached per change and gzip-able.
+
+use std::io::Read;
+
+use super::*;
+
+fn info() -> StreamInfo {
+    StreamInfo {
+        video_codec: Some("avc1.42c01e".into()),
+        resolution: Some((320, 240)),
+        audio_channels: Some(2),
+    }
+}
+
+fn stream() -> HlsStream {
+    HlsStream::new(
+        0xabcd,
+        HlsTiming::default(),
+        info(),
+        Some(Bytes::from_static(b"video-init")),
+        Some(Bytes::from_static(b"audio-init")),
+    )
+}
+
+fn part(msn: u64, index: u32, fill: u8, discontinuity: bool) -> NewPart {
+    NewPart {
+        msn,
+        index,
+        duration: 0.2,
+        independent: index == 0,
+        discontinuity,
+        program_date_time_ms: 1_700_000_000_000 + msn * 2000 + u64::from(index) * 200,
+        bytes: Bytes::from(vec![fill; 100 + index as usize]),
+    }
+}
+
+fn fill_segment(s: &HlsStream, r: Rendition, msn: u64, parts: u32, discontinuity: bool) {
+    for i in 0..parts {
+        s.add_part(
+            r,
+            part(
+                msn,
+                i,
+                (msn * 10 + u64::from(i)) as u8,
+                discontinuity && i == 0,
+            ),
+        );
+    }
+    s.end_segment(r, msn, 0.2 * f64::from(parts));
+}
+
+#[test]
+fn a_segment_is_exactly_the_bytes_of_its_parts() {
+    let s = stream();
+    let mut rx = s.subscribe();
+    s.add_part(Rendition::Video, part(0, 0, 1, false));
+    assert!(rx.has_changed().unwrap());
+    rx.mark_unchanged();
+    assert_eq!(
+        s.position(Rendition::Video).unwrap().last_part,
+        Some((0, 0))
+    );
+    assert_eq!(s.position(Rendition::Video).unwrap().last_segment, None);
+    assert!(s.segment(Rendition::Video, 0).is_none(), "in progress");
+    s.add_part(Rendition::Video, part(0, 1, 2, false));
+    s.end_segment(Rendition::Video, 0, 0.4);
+    let seg = s.segment(Rendition::Video, 0).unwrap();
+    let p0 = s.part(Rendition::Video, 0, 0).unwrap();
+    let p1 = s.part(Rendition::Video, 0, 1).unwrap();
+    assert_eq!(seg.len(), 100 + 101);
+    assert_eq!(&seg[..100], &p0[..]);
+    assert_eq!(&seg[100..], &p1[..]);
+    assert_eq!(s.position(Rendition::Video).unwrap().last_segment, Some(0));
+    let text =
+        String::from_utf8(s.playlist(Rendition::Video, false, false).unwrap().to_vec()).unwrap();
+    assert!(text.contains("#EXT-X-MAP:URI=\"video-0000abcd-init-0.mp4\""));
+    assert!(text.contains("#EXTINF:0.40000,\nvideo-0000abcd-0.m4s"));
+    assert!(text.contains("#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"video-0000abcd-1.0.m4s\""));
+    assert!(rx.has_changed().unwrap());
+}
+
+#[test]
+fn memory_is_bounded_by_the_window() {
+    let s = stream();
+    for msn in 0..100 {
+        fill_segment(&s, Rendition::Video, msn, 10, false);
+    }
+    let window = HlsTiming::default().window_segments as u64;
+    let text =
+        String::from_utf8(s.playlist(Rendition::Video, false, false).unwrap().to_vec()).unwrap();
+    assert!(text.contains(&format!("#EXT-X-MEDIA-SEQUENCE:{}", 100 - window)));
+    // Segments leaving the playlist stay downloadable a little longer, then go.
+    assert!(s.segment(Rendition::Video, 100 - window - 2).is_some());
+    assert!(s.segment(Rendition::Video, 100 - window - 3).is_none());
+    assert!(s.part(Rendition::Video, 10, 0).is_none());
+    let per_segment: usize = (0..10).map(|i| 100 + i).sum();
+    assert!(s.memory() <= (window as usize + 2) * per_segment + 100);
+}
+
+#[test]
+fn discontinuities_and_new_inits() {
+    let s = stream();
+    fill_segment(&s, Rendition::Video, 0, 2, false);
+    s.set_init(Rendition::Video, Bytes::from_static(b"new-init"), info());
+    fill_segment(&s, Rendition::Video, 1, 2, true);
+    let text =
+        String::from_utf8(s.playlist(Rendition::Video, false, false).unwrap().to_vec()).unwrap();
+    let disc = text.find("#EXT-X-DISCONTINUITY\n").unwrap();
+    let map = text.find("init-1.mp4").unwrap();
+    assert!(disc < map && map < text.find("video-0000abcd-1.m4s").unwrap());
+    assert_eq!(
+        s.init(Rendition::Video, 1).unwrap(),
+        Bytes::from_static(b"new-init")
+    );
+    assert_eq!(
+        s.init(Rendition::Video, 0).unwrap(),
+        Bytes::from_static(b"video-init")
+    );
+    // Once the discontinuity leaves the window, the sequence counts it.
+    for msn in 2..30 {
+        fill_segment(&s, Rendition::Video, msn, 1, false);
+    }
+    let text =
+        String::from_utf8(s.playlist(Rendition::Video, false, false).unwrap().to_vec()).unwrap();
+    assert!(text.contains("#EXT-X-DISCONTINUITY-SEQUENCE:1\n"));
+    assert!(!text.contains("#EXT-X-DISCONTINUITY\n"));
+}
+
+#[test]
+fn playlists_are_cached_per_change_and_gzip_decodes() {
+    let s = stream();
+    fill_segment(&s, Rendition::Audio, 0, 3, false);
+    fill_segment(&s, Rendition::Video, 0, 3, false);
+    let a = s.playlist(Rendition::Audio, false, false).unwrap();
+    let b = s.playlist(Rendition::Audio, false, false).unwrap();
+    assert_eq!(a.as_ptr(), b.as_ptr(), "rendered once");
+    let gz = s.playlist(Rendition::Audio, false, true).unwrap();
+    let mut plain = String::new();
+    flate2::read::GzDecoder::new(&gz[..])
+        .read_to_string(&mut plain)
+        .unwrap();
+    assert_eq!(plain.as_bytes(), &a[..]);
+    assert!(plain.contains("#EXT-X-RENDITION-REPORT:URI=\"video.m3u8\",LAST-MSN=0,LAST-PART=2"));
+    s.add_part(Rendition::Video, part(1, 0, 9, false));
+    let c = s.playlist(Rendition::Audio, false, false).unwrap();
+    assert_ne!(a, c, "the report of the other rendition changed");
+    assert!(s.playlist(Rendition::Video, true, false).is_some());
+}
+
+#[test]
+fn multivariant_and_end() {
+    let s = stream();
+    let m = s.multivariant();
+    assert!(m.contains("BANDWIDTH=1100000,"), "{m}");
+    fill_segment(&s, Rendition::Video, 0, 10, false);
+    fill_segment(&s, Rendition::Audio, 0, 10, false);
+    let m = s.multivariant();
+    // (1045 + 1045) bytes in 2 s, +10 %, rounded up to kbit/s.
+    assert!(m.contains("BANDWIDTH=10000,"), "{m}");
+    assert!(m.contains("CODECS=\"avc1.42c01e,opus\",RESOLUTION=320x240,AUDIO=\"audio\""));
+    s.end();
+    assert!(s.is_ended());
+    let text =
+        String::from_utf8(s.playlist(Rendition::Video, false, false).unwrap().to_vec()).unwrap();
+    assert!(text.ends_with("#EXT-X-ENDLIST\n"));
+    assert!(!text.contains("PRELOAD-HINT"));
+    assert!(s.position(Rendition::Video).unwrap().ended);
+}

@@ -1,0 +1,446 @@
+//! The HLS tap of one room (egress path: `room::TrackHub` queues -> `core::h264` depacketizer
+//! and `core::hls` clock and segmenter -> `HlsStream` and the broadcast's `Recording`). It is
+//! one more hub consumer with its own bounded queues, so it never slows the publisher; it
+//! follows publishers (a new source id is a new session: flush, `EXT-X-DISCONTINUITY`, new
+//! recording), asks for keyframes when a segment is due, and ends the playlist when nobody
+//! came back within the room's grace period. Does I/O (a task).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+
+use super::store::{HlsStream, NewPart, StreamInfo};
+use crate::core::fmp4::{TrackConfig, init_segment, video_dimensions};
+use crate::core::h264::{AccessUnit, H264Depacketizer, parse_sps};
+use crate::core::hls::{Rendition, Segmenter, SegmenterEvent, SourceClock};
+use crate::core::rtp::TimestampUnwrapper;
+use crate::egress::recorder::Recording;
+use crate::http::App;
+use crate::room::{MediaPacket, Room, Subscription};
+
+/// Opus channels of WebRTC audio (RFC 7587 §7: `opus/48000/2`).
+const CHANNELS: u8 = 2;
+/// How often the tap checks that its room still exists and its grace period.
+const HOUSEKEEPING: Duration = Duration::from_secs(1);
+
+fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// One publisher session as the tap sees it.
+struct Source {
+    id: u64,
+    depacketizer: H264Depacketizer,
+    audio_ts: TimestampUnwrapper,
+    clock: SourceClock,
+    /// Media time (90 kHz) of the session's first packet, and the wall clock then.
+    origin: (u64, u64),
+    audio_packets: u64,
+    recording: Option<Recording>,
+}
+
+/// The room's current LL-HLS stream.
+struct Stream {
+    hls: Arc<HlsStream>,
+    segmenter: Segmenter,
+    /// SPS and PPS of the current video init.
+    params: Option<(Bytes, Bytes)>,
+    has_audio: bool,
+}
+
+struct Tap {
+    app: App,
+    room: Arc<Room>,
+    started: Instant,
+    video: Subscription,
+    audio: Subscription,
+    source: Option<Source>,
+    /// Packets of sources below this id are stale (their session already ended here).
+    min_source: u64,
+    stream: Option<Stream>,
+    /// Nobody is live since then.
+    idle_since: Option<Instant>,
+}
+
+/// Runs the tap until the room is dropped or the server shuts down.
+pub(super) async fn run(app: App, room: Arc<Room>) {
+    let video = room.video.subscribe();
+    let audio = room.audio.subscribe();
+    let mut live = room.watch_live();
+    let shutdown = app.hls.shutdown.clone();
+    let mut tap = Tap {
+        app: app.clone(),
+        room: room.clone(),
+        started: Instant::now(),
+        video,
+        audio,
+        source: None,
+        min_source: 0,
+        stream: None,
+        idle_since: None,
+    };
+    let mut tick = tokio::time::interval(HOUSEKEEPING);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            changed = live.changed() => {
+                if changed.is_err() {
+                    break;
+                }
+                let now_live = live.borrow_and_update().is_some();
+                if !now_live {
+                    tap.end_source();
+                    tap.idle_since = Some(Instant::now());
+                }
+            }
+            Some(packet) = tap.video.rx.recv() => tap.on_video(packet),
+            Some(packet) = tap.audio.rx.recv() => tap.on_audio(packet),
+            _ = tick.tick() => {
+                let current = app.rooms.get(room.name()).is_some_and(|r| Arc::ptr_eq(&r, &room));
+                if !current {
+                    break;
+                }
+                tap.check_idle();
+            }
+        }
+    }
+    tap.end_source();
+    if let Some(stream) = tap.stream.take() {
+        stream.hls.end();
+        if !app
+            .rooms
+            .get(room.name())
+            .is_some_and(|r| Arc::ptr_eq(&r, &room))
+        {
+            app.hls.remove(room.name(), stream.hls.stream_id());
+        }
+    }
+    room.video.unsubscribe(tap.video.id);
+    room.audio.unsubscribe(tap.audio.id);
+    let key = Arc::as_ptr(&room) as usize;
+    app.hls.taps.remove_if(room.name(), |_, k| *k == key);
+    tracing::info!(room = room.name(), "LL-HLS tap stopped");
+}
+
+impl Tap {
+    fn now(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    /// Makes `id` the current source; false for a stale packet of an ended session.
+    fn follow(&mut self, id: u64) -> bool {
+        if id < self.min_source {
+            return false;
+        }
+        if self.source.as_ref().is_some_and(|s| s.id == id) {
+            return true;
+        }
+        if self.source.as_ref().is_some_and(|s| s.id > id) {
+            return false;
+        }
+        self.end_source();
+        let origin = self
+            .stream
+            .as_ref()
+            .map_or(0, |s| s.segmenter.timeline_end());
+        tracing::debug!(
+            room = self.room.name(),
+            source = id,
+            "tap follows a new publisher session"
+        );
+        self.source = Some(Source {
+            id,
+            depacketizer: H264Depacketizer::new(),
+            audio_ts: TimestampUnwrapper::new(),
+            clock: SourceClock::new(origin),
+            origin: (origin, unix_ms()),
+            audio_packets: 0,
+            recording: None,
+        });
+        self.idle_since = None;
+        true
+    }
+
+    fn on_video(&mut self, packet: Arc<MediaPacket>) {
+        if !self.follow(packet.source) {
+            return;
+        }
+        let Some(source) = self.source.as_mut() else {
+            return;
+        };
+        source
+            .depacketizer
+            .push(packet.seq, packet.ts, packet.marker, packet.payload.clone());
+        if source.depacketizer.take_keyframe_request() {
+            self.room.video.request_keyframe();
+        }
+        while let Some(au) = self.source.as_mut().and_then(|s| s.depacketizer.poll()) {
+            self.on_access_unit(au);
+        }
+    }
+
+    fn on_audio(&mut self, packet: Arc<MediaPacket>) {
+        if !self.follow(packet.source) {
+            return;
+        }
+        let now = self.now();
+        let Some(source) = self.source.as_mut() else {
+            return;
+        };
+        source.audio_packets += 1;
+        let ts = source.audio_ts.unwrap(packet.ts);
+        let pts = source.clock.audio(ts, now);
+        if let Some(stream) = self.stream.as_mut()
+            && let Err(e) = stream.segmenter.push_audio(pts, packet.payload.clone())
+        {
+            tracing::trace!(error = %e, "Opus packet refused");
+        }
+        self.drain();
+    }
+
+    fn on_access_unit(&mut self, au: AccessUnit) {
+        let now = self.now();
+        let Some(source) = self.source.as_mut() else {
+            return;
+        };
+        let dts = source.clock.video(au.ts, now);
+        let params = match (source.depacketizer.sps(), source.depacketizer.pps()) {
+            (Some(sps), Some(pps)) => Some((sps.clone(), pps.clone())),
+            _ => None,
+        };
+        let ended = self.stream.as_ref().is_none_or(|s| s.hls.is_ended());
+        if ended {
+            let (true, Some(params)) = (au.keyframe, params) else {
+                // Nothing can start before an IDR with its parameter sets.
+                self.room.video.request_keyframe();
+                return;
+            };
+            if !self.start_stream(params) {
+                return;
+            }
+        } else if let (true, Some(params)) = (au.keyframe, params)
+            && self
+                .stream
+                .as_ref()
+                .is_some_and(|s| s.params.as_ref() != Some(&params))
+        {
+            self.new_parameter_sets(params);
+        }
+        if au.keyframe {
+            self.ensure_recording(dts);
+        }
+        if let Some(stream) = self.stream.as_mut() {
+            stream
+                .segmenter
+                .push_video(dts, Bytes::from(au.data), au.keyframe);
+        }
+        self.drain();
+    }
+
+    /// A new stream (new id, media sequence from 0) for the current source.
+    fn start_stream(&mut self, (sps, pps): (Bytes, Bytes)) -> bool {
+        let has_audio = self.source.as_ref().is_some_and(|s| s.audio_packets > 0);
+        let Some((info, video_init, audio_init)) = inits(&sps, &pps, has_audio) else {
+            tracing::warn!(
+                room = self.room.name(),
+                "parameter sets onair cannot describe; waiting"
+            );
+            return false;
+        };
+        let timing = self.app.hls.timing();
+        let hls = Arc::new(HlsStream::new(
+            rand::random(),
+            timing,
+            info,
+            Some(video_init),
+            audio_init,
+        ));
+        self.app.hls.publish(self.room.name(), hls.clone());
+        tracing::info!(
+            room = self.room.name(),
+            stream = format!("{:08x}", hls.stream_id()),
+            audio = has_audio,
+            "LL-HLS stream started"
+        );
+        self.stream = Some(Stream {
+            hls,
+            segmenter: Segmenter::new(timing, true, has_audio),
+            params: Some((sps, pps)),
+            has_audio,
+        });
+        true
+    }
+
+    /// New SPS/PPS mid-stream: new init (`EXT-X-MAP`) after a discontinuity, new recording.
+    fn new_parameter_sets(&mut self, (sps, pps): (Bytes, Bytes)) {
+        let Some(stream) = self.stream.as_mut() else {
+            return;
+        };
+        let Some((info, video_init, _)) = inits(&sps, &pps, stream.has_audio) else {
+            return;
+        };
+        stream.segmenter.flush();
+        self.drain();
+        if let Some(recording) = self.source.as_mut().and_then(|s| s.recording.take()) {
+            recording.finish();
+        }
+        if let Some(stream) = self.stream.as_mut() {
+            stream.hls.set_init(Rendition::Video, video_init, info);
+            stream.params = Some((sps, pps));
+        }
+    }
+
+    fn ensure_recording(&mut self, dts: u64) {
+        let (Some(source), Some(stream)) = (self.source.as_mut(), self.stream.as_ref()) else {
+            return;
+        };
+        if source.recording.is_some() {
+            return;
+        }
+        let Some((sps, pps)) = stream.params.clone() else {
+            return;
+        };
+        let mut tracks = vec![TrackConfig::Video { sps, pps }];
+        if stream.has_audio {
+            tracks.push(TrackConfig::Audio { channels: CHANNELS });
+        }
+        let Ok(init) = init_segment(&tracks) else {
+            return;
+        };
+        // A second of slack before the first IDR keeps earlier audio in the file.
+        let origin = dts.saturating_sub(90_000);
+        source.recording = Recording::start(
+            &self.app.recordings,
+            &self.app.tasks,
+            self.room.name(),
+            init,
+            origin,
+        );
+    }
+
+    /// Applies the segmenter's events: parts and segments to the store, samples to the
+    /// recording, keyframe requests to the publisher.
+    fn drain(&mut self) {
+        let Some(stream) = self.stream.as_mut() else {
+            return;
+        };
+        let source = self.source.as_mut();
+        let (origin_media, origin_wall) = source.as_ref().map_or((0, unix_ms()), |s| s.origin);
+        let mut recording = source.and_then(|s| s.recording.as_mut());
+        while let Some(event) = stream.segmenter.poll() {
+            match event {
+                SegmenterEvent::Part(p) => {
+                    let start_90k = match p.rendition {
+                        Rendition::Video => p.start,
+                        Rendition::Audio => p.start * 15 / 8,
+                    };
+                    let offset_ms = (start_90k as i64 - origin_media as i64) / 90;
+                    let pdt = origin_wall.saturating_add_signed(offset_ms);
+                    stream.hls.add_part(
+                        p.rendition,
+                        NewPart {
+                            msn: p.msn,
+                            index: p.index,
+                            duration: p.duration as f64 / f64::from(p.timescale),
+                            independent: p.independent,
+                            discontinuity: p.discontinuity,
+                            program_date_time_ms: pdt,
+                            bytes: Bytes::from(p.fragment),
+                        },
+                    );
+                    if p.rendition == Rendition::Video
+                        && let Some(r) = recording.as_mut()
+                    {
+                        r.flush();
+                    }
+                }
+                SegmenterEvent::SegmentEnd {
+                    rendition,
+                    msn,
+                    duration,
+                    timescale,
+                } => stream
+                    .hls
+                    .end_segment(rendition, msn, duration as f64 / f64::from(timescale)),
+                SegmenterEvent::Sample {
+                    rendition,
+                    decode_time,
+                    sample,
+                } => {
+                    if let Some(r) = recording.as_mut() {
+                        r.push(rendition == Rendition::Audio, decode_time, sample);
+                    }
+                }
+                SegmenterEvent::KeyframeWanted => self.room.video.request_keyframe(),
+            }
+        }
+    }
+
+    /// The current publisher session ended: flush everything it sent, finish its recording.
+    fn end_source(&mut self) {
+        let Some(source) = self.source.as_mut() else {
+            return;
+        };
+        source.depacketizer.flush();
+        while let Some(au) = self.source.as_mut().and_then(|s| s.depacketizer.poll()) {
+            self.on_access_unit(au);
+        }
+        if let Some(stream) = self.stream.as_mut() {
+            stream.segmenter.flush();
+        }
+        self.drain();
+        if let Some(source) = self.source.take() {
+            self.min_source = source.id + 1;
+            if let Some(recording) = source.recording {
+                recording.finish();
+            }
+        }
+    }
+
+    /// Ends the playlist (`EXT-X-ENDLIST`) when nobody came back within the grace period.
+    fn check_idle(&mut self) {
+        let grace = self.app.config.room_grace();
+        if self.source.is_none()
+            && self.idle_since.is_some_and(|t| t.elapsed() >= grace)
+            && let Some(stream) = self.stream.as_ref()
+            && !stream.hls.is_ended()
+        {
+            tracing::info!(
+                room = self.room.name(),
+                "no broadcaster came back: LL-HLS playlist ended"
+            );
+            stream.hls.end();
+        }
+    }
+}
+
+/// The stream description and the init segments of each rendition for `sps`/`pps`.
+fn inits(sps: &Bytes, pps: &Bytes, audio: bool) -> Option<(StreamInfo, Bytes, Option<Bytes>)> {
+    let parsed = parse_sps(sps).ok()?;
+    let resolution = video_dimensions(sps).ok()?;
+    let video = init_segment(&[TrackConfig::Video {
+        sps: sps.clone(),
+        pps: pps.clone(),
+    }])
+    .ok()?;
+    let audio_init = if audio {
+        Some(Bytes::from(
+            init_segment(&[TrackConfig::Audio { channels: CHANNELS }]).ok()?,
+        ))
+    } else {
+        None
+    };
+    Some((
+        StreamInfo {
+            video_codec: Some(parsed.codecs_string()),
+            resolution: Some(resolution),
+            audio_channels: audio.then_some(CHANNELS),
+        },
+        Bytes::from(video),
+        audio_init,
+    ))
+}
