@@ -14,7 +14,7 @@ use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message;
 
-use super::procfs::{Sampler, cpu_between};
+use super::procfs::{Sampler, cpu_between, wait_fds_settled};
 use super::report::{
     Before, ChatFigures, HealthTimeline, LatencyReport, MsSummary, ScenarioReport, Sessions,
 };
@@ -148,7 +148,9 @@ impl MemberStats {
 /// Opens one member's WebSocket and starts its task.
 async fn connect(url: String, clock: Clock) -> Result<Member, String> {
     let connected = Instant::now();
-    let (socket, _) = tokio::time::timeout(JOIN_TIMEOUT, tokio_tungstenite::connect_async(url))
+    // Nagle off, as browsers do for WebSockets: a chat line must not wait for an ACK.
+    let handshake = tokio_tungstenite::connect_async_with_config(url, None, true);
+    let (socket, _) = tokio::time::timeout(JOIN_TIMEOUT, handshake)
         .await
         .map_err(|_| "WebSocket handshake timed out".to_owned())?
         .map_err(|e| format!("WebSocket: {e}"))?;
@@ -265,6 +267,8 @@ pub async fn run(
         Duration::from_secs(5),
     )
     .await;
+    let fds_before = first.server.and_then(|s| s.fds);
+    wait_fds_settled(target.server_pid, fds_before, Duration::from_secs(5)).await;
     let last = sampler.now();
 
     let accepted = sent.saturating_sub(rate_limited);

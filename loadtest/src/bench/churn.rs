@@ -11,7 +11,7 @@ use std::time::Duration;
 use tokio::task::JoinSet;
 
 use super::join::{self, JoinTimes};
-use super::procfs::{Sampler, cpu_between};
+use super::procfs::{Sampler, cpu_between, wait_fds_settled};
 use super::report::{Before, ChurnFigures, HealthTimeline, ScenarioReport, Sessions};
 use super::{BenchError, PreparedPublisher, Target, check_time, server};
 use crate::whep::ViewerStats;
@@ -76,6 +76,7 @@ pub async fn run(
         SETTLE,
     )
     .await;
+    wait_fds_settled(target.server_pid, None, SETTLE).await;
     let before = sampler.now();
 
     tracing::info!(cycles = p.cycles, parallel = p.parallel, "churn");

@@ -11,7 +11,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use super::join::{self, JoinTimes};
-use super::procfs::{Sampler, cpu_between};
+use super::procfs::{Sampler, cpu_between, wait_fds_settled};
 use super::report::{
     Before, HealthTimeline, LatencyReport, Loss, ScenarioReport, Sessions, Throughput,
 };
@@ -107,6 +107,8 @@ pub async fn run(
     let baseline = health_before.map_or(0, |h| h.viewers);
     let health_after =
         server::wait_viewers_at_most(&target.base_url, baseline, Duration::from_secs(10)).await;
+    let fds_before = first.server.and_then(|s| s.fds);
+    wait_fds_settled(target.server_pid, fds_before, Duration::from_secs(10)).await;
     let last = sampler.now();
 
     let mut joins = JoinTimes::default();

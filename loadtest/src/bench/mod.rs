@@ -84,7 +84,7 @@ const CALIBRATION_FRAMES: usize = 30;
 /// Noise share of the calibration encode, percent.
 const CALIBRATION_PERCENT: f64 = 2.0;
 /// A loop within this factor of the target bitrate is not re-encoded.
-const CALIBRATION_TOLERANCE: f64 = 0.08;
+const CALIBRATION_TOLERANCE: f64 = 0.15;
 
 /// The synthetic publisher the scenarios start: a pre-encoded loop, so the encoder costs
 /// nothing during the run.

@@ -249,6 +249,32 @@ impl Drop for Sampler {
     }
 }
 
+/// Waits until the process's descriptor count is at most `at_most` or has not changed for
+/// 2 s (sockets of closed sessions are released asynchronously), polling every 200 ms for at
+/// most `timeout`. Returns at once without a pid.
+pub async fn wait_fds_settled(pid: Option<u32>, at_most: Option<u64>, timeout: Duration) {
+    let Some(pid) = pid else { return };
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut last: Option<(u64, tokio::time::Instant)> = None;
+    while tokio::time::Instant::now() < deadline {
+        let Some(fds) = read_proc(Some(pid)).ok().and_then(|s| s.fds) else {
+            return;
+        };
+        if at_most.is_some_and(|limit| fds <= limit) {
+            return;
+        }
+        match last {
+            Some((n, since)) if n == fds => {
+                if since.elapsed() >= Duration::from_secs(2) {
+                    return;
+                }
+            }
+            _ => last = Some((fds, tokio::time::Instant::now())),
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 fn take(pid: Option<u32>, started: Instant) -> Sample {
     let (machine_busy, machine_total) = read_machine();
     Sample {

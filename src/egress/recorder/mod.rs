@@ -227,8 +227,8 @@ async fn writer(
     }
     // Dropping the receiver tells the tap to stop sending.
     drop(rx);
-    if let Err(e) = file.flush().await {
-        fail(e, "flush failed");
+    if !failed && let Err(e) = file.flush().await {
+        fail(e, "write failed (disk full?)");
         failed = true;
     }
     drop(file);
@@ -249,5 +249,34 @@ async fn writer(
             tracing::error!(file = %name, error = %e, "recording not finalised; the fragmented file is kept");
         }
         Err(e) => tracing::error!(error = %e, "finalising task failed"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_full_disk_stops_the_recording_and_is_counted() {
+        let data = std::env::temp_dir().join(format!("onair-full-{:016x}", rand::random::<u64>()));
+        let recordings = std::sync::Arc::new(Recordings::new(&data, true));
+        std::fs::create_dir_all(recordings.dir()).unwrap();
+        // Every write to /dev/full fails with ENOSPC, like a full disk.
+        std::os::unix::fs::symlink("/dev/full", recordings.dir().join("x.live.mp4")).unwrap();
+        recordings.set_active("x.live.mp4", true);
+        let (tx, rx) = mpsc::channel(4);
+        let task = tokio::spawn(writer(recordings.clone(), "x".into(), rx));
+        tx.send(WriterMsg::Bytes(Bytes::from(vec![0u8; 256 * 1024])))
+            .await
+            .map_err(|_| "writer alive")
+            .unwrap();
+        task.await.unwrap();
+        assert_eq!(recordings.write_errors(), 1);
+        assert!(recordings.active().is_empty());
+        assert!(
+            matches!(tx.try_send(WriterMsg::Finish), Err(mpsc::error::TrySendError::Closed(_))),
+            "the tap learns that the recording stopped"
+        );
+        let _ = std::fs::remove_dir_all(&data);
     }
 }
