@@ -24,7 +24,12 @@ async fn wait_recording(
     let mut last = serde_json::Value::Null;
     while tokio::time::Instant::now() < deadline {
         last = recordings(s).await;
-        if let Some(r) = last["recordings"].as_array().unwrap().iter().find(|r| pred(r)) {
+        if let Some(r) = last["recordings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| pred(r))
+        {
             return r.clone();
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -54,7 +59,10 @@ async fn a_broadcast_becomes_a_faststart_mp4_with_the_right_duration() {
     let file = rec["file"].as_str().unwrap();
     assert!(file.starts_with("rec-") && file.ends_with(".mp4") && !file.ends_with(".live.mp4"));
     let listed = rec["duration"].as_f64().unwrap();
-    assert!((listed - expected).abs() <= 0.5, "listed {listed} s, sent {expected} s");
+    assert!(
+        (listed - expected).abs() <= 0.5,
+        "listed {listed} s, sent {expected} s"
+    );
     assert!(rec["start"].as_str().unwrap().ends_with('Z'));
 
     let body = bytes(&s.url(rec["url"].as_str().unwrap())).await;
@@ -62,13 +70,19 @@ async fn a_broadcast_becomes_a_faststart_mp4_with_the_right_duration() {
     // Faststart: moov before mdat.
     let find = |tag: &[u8]| body.windows(4).position(|w| w == tag).unwrap();
     assert!(find(b"moov") < find(b"mdat"));
-    assert!(!body.windows(4).any(|w| w == b"moof"), "progressive, not fragmented");
+    assert!(
+        !body.windows(4).any(|w| w == b"moof"),
+        "progressive, not fragmented"
+    );
     let dir = scratch_dir("rec");
     let path = write_file(&dir, "rec.mp4", &[&body]);
     let probe = ffprobe(&path);
     assert_eq!(probe.codecs, ["h264", "opus"], "{}", probe.stderr);
     let duration = probe.duration.unwrap();
-    assert!((duration - expected).abs() <= 0.5, "ffprobe {duration} s, sent {expected} s");
+    assert!(
+        (duration - expected).abs() <= 0.5,
+        "ffprobe {duration} s, sent {expected} s"
+    );
     probe.assert_monotonic("recording");
     probe.assert_keyframe_first(0, "recording");
     // Decodes from end to end.
@@ -92,9 +106,43 @@ async fn a_broadcast_becomes_a_faststart_mp4_with_the_right_duration() {
     assert_eq!(r.headers()["content-type"], "video/mp4");
     assert_eq!(&r.bytes().await.unwrap()[..], b"ftyp");
     // Only recordings are served.
-    common::assert_error(get(&s.url("/recordings/..%2Fsecret.mp4")).await, 404, "not_found").await;
+    common::assert_error(
+        get(&s.url("/recordings/..%2Fsecret.mp4")).await,
+        404,
+        "not_found",
+    )
+    .await;
+    // The same recording as a VOD HLS playlist: init + every segment pass ffprobe, and ffprobe
+    // reads the whole playlist with the same duration.
+    let playlist_url = s.url(rec["playlist"].as_str().unwrap());
+    let playlist = text(&playlist_url).await;
+    assert!(
+        playlist.contains("#EXT-X-PLAYLIST-TYPE:VOD") && playlist.ends_with("#EXT-X-ENDLIST\n")
+    );
+    let base = playlist_url.trim_end_matches("index.m3u8").to_owned();
+    let init = bytes(&format!("{base}init.mp4")).await;
+    let segments: Vec<&str> = playlist.lines().filter(|l| l.ends_with(".m4s")).collect();
+    assert!(segments.len() >= 2, "{playlist}");
+    for seg in &segments {
+        let media = bytes(&format!("{base}{seg}")).await;
+        let probe = ffprobe(&write_file(&dir, "vod.mp4", &[&init, &media]));
+        assert_eq!(probe.codecs, ["h264", "opus"], "{seg}");
+        probe.assert_keyframe_first(0, seg);
+        probe.assert_monotonic(seg);
+    }
+    let vod = ffprobe(std::path::Path::new(&playlist_url));
+    assert_eq!(vod.codecs.len(), 2, "{}", vod.stderr);
+    let vod_duration = vod.duration.unwrap();
+    assert!(
+        (vod_duration - expected).abs() <= 0.5,
+        "VOD {vod_duration} s, sent {expected} s"
+    );
     let list = recordings(&s).await;
-    assert_eq!(list["recordings"].as_array().unwrap().len(), 1, "the fragmented file is gone: {list}");
+    assert_eq!(
+        list["recordings"].as_array().unwrap().len(),
+        1,
+        "the fragmented file is gone: {list}"
+    );
     assert_eq!(list["write_errors"], 0);
     let _ = std::fs::remove_dir_all(&dir);
     s.stop().await;
@@ -115,13 +163,21 @@ async fn the_file_a_crash_leaves_is_readable() {
         let path = write_file(&dir, name, &[&live[..live.len() - cut]]);
         let probe = ffprobe(&path);
         assert_eq!(probe.codecs, ["h264", "opus"], "{name}: {}", probe.stderr);
-        assert!(probe.duration.unwrap() >= 2.5, "{name}: {:?}", probe.duration);
+        assert!(
+            probe.duration.unwrap() >= 2.5,
+            "{name}: {:?}",
+            probe.duration
+        );
         probe.assert_monotonic(name);
         probe.assert_keyframe_first(0, name);
     }
     // What the server does with such a file at its next start: finalise it.
     let stem = "crash-20250101-000000";
-    write_file(&dir, &format!("{stem}.live.mp4"), &[&live[..live.len() - 777]]);
+    write_file(
+        &dir,
+        &format!("{stem}.live.mp4"),
+        &[&live[..live.len() - 777]],
+    );
     assert_eq!(onair::egress::recorder::recover(&dir), 1);
     let probe = ffprobe(&dir.join(format!("{stem}.mp4")));
     assert_eq!(probe.codecs, ["h264", "opus"]);
@@ -137,7 +193,10 @@ async fn recording_can_be_switched_off() {
     let s = TestServer::start_with(|c| c.recordings = false).await;
     let publisher = publish(&s, "off", "carol", true).await;
     // The live stream runs all the same.
-    wait_playlist(&s.url("/hls/off/video.m3u8"), |pl| pl.complete().count() >= 1).await;
+    wait_playlist(&s.url("/hls/off/video.m3u8"), |pl| {
+        pl.complete().count() >= 1
+    })
+    .await;
     publisher.close().await.unwrap();
     tokio::time::sleep(Duration::from_millis(500)).await;
     let list = recordings(&s).await;
@@ -156,11 +215,17 @@ async fn a_write_error_stops_the_recording_but_not_the_live_stream() {
     let publisher = publish(&s, "full", "dave", true).await;
     let deadline = tokio::time::Instant::now() + WAIT;
     while recordings(&s).await["write_errors"] == 0 {
-        assert!(tokio::time::Instant::now() < deadline, "the write error is reported");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the write error is reported"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     // The LL-HLS stream keeps growing.
-    let first = wait_playlist(&s.url("/hls/full/video.m3u8"), |pl| pl.complete().count() >= 1).await;
+    let first = wait_playlist(&s.url("/hls/full/video.m3u8"), |pl| {
+        pl.complete().count() >= 1
+    })
+    .await;
     let last = first.complete().last().unwrap().msn;
     wait_playlist(&s.url("/hls/full/video.m3u8"), |pl| {
         pl.complete().last().is_some_and(|seg| seg.msn >= last + 2)

@@ -63,6 +63,14 @@ function row(recording) {
   link.textContent = "Download";
   link.dataset.testid = "download";
   actions.append(link);
+  if (recording.playlist) {
+    const hls = document.createElement("a");
+    hls.href = recording.playlist;
+    hls.textContent = "HLS";
+    hls.title = "VOD HLS playlist (Safari, VLC, ffplay, hls.js)";
+    hls.dataset.testid = "playlist";
+    actions.append(hls);
+  }
   if (recording.state === "interrupted") {
     const note = document.createElement("span");
     note.className = "hint";

@@ -3,14 +3,17 @@
 //! optionally decodes them. Used by the integration tests and by the `onair-loadtest` binary.
 //!
 //! It sits at both ends of onair's media path: [`whip`] feeds `ingest::Publisher`, [`whep`]
-//! consumes `egress::Viewer`. [`media`] makes and checks the media, [`h264`] handles RTP
-//! payloads; neither does I/O.
+//! consumes `egress::Viewer`, [`hls`] reads the LL-HLS egress. [`media`] makes and checks the
+//! media, [`h264`] handles RTP payloads, [`probe`] and [`histogram`] measure forwarding
+//! latency without locks; none of them does I/O. [`bench`] runs the load scenarios of issue 7
+//! over all of it and reports.
 
 pub mod bench;
 pub mod chat;
 pub mod error;
 pub mod h264;
 pub mod histogram;
+pub mod hls;
 pub mod media;
 mod peer;
 pub mod probe;

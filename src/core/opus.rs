@@ -206,16 +206,29 @@ mod tests {
     #[test]
     fn toc_durations_follow_rfc_6716_table_2() {
         let ms = |c: u8| frame_samples(c) * 1000 / 48;
-        assert_eq!([ms(0), ms(1), ms(2), ms(3)], [10_000, 20_000, 40_000, 60_000]);
-        assert_eq!([ms(12), ms(13), ms(14), ms(15)], [10_000, 20_000, 10_000, 20_000]);
-        assert_eq!([ms(16), ms(17), ms(18), ms(19)], [2_500, 5_000, 10_000, 20_000]);
+        assert_eq!(
+            [ms(0), ms(1), ms(2), ms(3)],
+            [10_000, 20_000, 40_000, 60_000]
+        );
+        assert_eq!(
+            [ms(12), ms(13), ms(14), ms(15)],
+            [10_000, 20_000, 10_000, 20_000]
+        );
+        assert_eq!(
+            [ms(16), ms(17), ms(18), ms(19)],
+            [2_500, 5_000, 10_000, 20_000]
+        );
         assert_eq!(frame_samples(31), 960);
         // Code 0: one frame; 1 and 2: two; 3: the count byte.
         assert_eq!(packet_samples(&[toc(31, true, 0), 1, 2]), Ok(960));
         assert_eq!(packet_samples(&[toc(1, false, 1), 1, 2]), Ok(1920));
         assert_eq!(packet_samples(&[toc(16, false, 2), 1, 1, 2]), Ok(240));
         assert_eq!(packet_samples(&[toc(19, false, 3), 0x03, 1]), Ok(2880));
-        assert_eq!(packet_samples(&[toc(19, false, 3), 0x83]), Ok(2880), "padding bit");
+        assert_eq!(
+            packet_samples(&[toc(19, false, 3), 0x83]),
+            Ok(2880),
+            "padding bit"
+        );
     }
 
     #[test]
@@ -268,7 +281,10 @@ mod tests {
         all.extend(t.push(next, packet()).unwrap());
         let fillers = all.iter().filter(|s| s.filler).count();
         assert_eq!(fillers, 20 + 2);
-        assert!(all.windows(2).all(|w| w[1].pts == w[0].pts + u64::from(w[0].duration)));
+        assert!(
+            all.windows(2)
+                .all(|w| w[1].pts == w[0].pts + u64::from(w[0].duration))
+        );
         assert!(all.iter().filter(|s| s.filler).all(|s| s.data.len() == 1
             && packet_samples(&s.data) == Ok(s.duration)
             && s.data[0] & 0x04 != 0));
@@ -285,13 +301,20 @@ mod tests {
         assert!(t.push(960, packet()).unwrap().is_empty(), "repeat dropped");
         assert_eq!(t.stats().dropped, 1);
         let c = t.push(2 * 960 - 100, packet()).unwrap();
-        assert_eq!(c[0].pts, a[0].pts + 2 * 960, "slightly early: placed after the last");
+        assert_eq!(
+            c[0].pts,
+            a[0].pts + 2 * 960,
+            "slightly early: placed after the last"
+        );
     }
 
     #[test]
     fn fill_until_covers_a_silent_track() {
         let mut t = OpusTimeline::new();
-        assert!(t.fill_until(10_000).is_empty(), "nothing before the first packet");
+        assert!(
+            t.fill_until(10_000).is_empty(),
+            "nothing before the first packet"
+        );
         let first = t.push(0, packet()).unwrap()[0].pts;
         let filled = t.fill_until(first + 960 + 4800);
         assert_eq!(filled.iter().map(|s| s.duration).sum::<u32>(), 4800);

@@ -38,7 +38,9 @@ pub async fn publish(s: &TestServer, room: &str, sub: &str, audio: bool) -> Publ
     })
     .await
     .expect("publisher connects");
-    p.wait_connected(WAIT).await.expect("publisher ICE/DTLS connects");
+    p.wait_connected(WAIT)
+        .await
+        .expect("publisher ICE/DTLS connects");
     p
 }
 
@@ -164,7 +166,9 @@ impl MediaPlaylist {
 }
 
 pub async fn get(url: &str) -> reqwest::Response {
-    reqwest::get(url).await.unwrap_or_else(|e| panic!("GET {url}: {e}"))
+    reqwest::get(url)
+        .await
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"))
 }
 
 pub async fn text(url: &str) -> String {
@@ -234,7 +238,10 @@ pub fn ffprobe(path: &Path) -> Probe {
     let mut packets = vec![Vec::new(); codecs.len()];
     for p in json["packets"].as_array().into_iter().flatten() {
         let index = p["stream_index"].as_u64().unwrap() as usize;
-        let dts: f64 = p["dts_time"].as_str().and_then(|d| d.parse().ok()).unwrap_or(f64::NAN);
+        let dts: f64 = p["dts_time"]
+            .as_str()
+            .and_then(|d| d.parse().ok())
+            .unwrap_or(f64::NAN);
         let key = p["flags"].as_str().unwrap_or("").contains('K');
         packets[index].push((dts, key));
     }
@@ -254,14 +261,22 @@ impl Probe {
         for (i, packets) in self.packets.iter().enumerate() {
             assert!(!packets.is_empty(), "{what}: stream {i} has packets");
             for w in packets.windows(2) {
-                assert!(w[1].0 > w[0].0, "{what}: stream {i} DTS {} then {}", w[0].0, w[1].0);
+                assert!(
+                    w[1].0 > w[0].0,
+                    "{what}: stream {i} DTS {} then {}",
+                    w[0].0,
+                    w[1].0
+                );
             }
         }
     }
 
     /// The first packet of stream `i` is a keyframe.
     pub fn assert_keyframe_first(&self, i: usize, what: &str) {
-        assert!(self.packets[i][0].1, "{what}: first packet of stream {i} is a keyframe");
+        assert!(
+            self.packets[i][0].1,
+            "{what}: first packet of stream {i} is a keyframe"
+        );
     }
 }
 

@@ -241,9 +241,9 @@ pub async fn run(
     );
     let cpu_start = sampler.now();
     let (sent, not_queued) = send_messages(&members, p, clock).await;
-    tokio::time::sleep(DRAIN).await;
     let cpu_end = sampler.now();
     let health_during = server::healthz(&target.base_url).await;
+    tokio::time::sleep(DRAIN).await;
 
     let mut joins = HistogramSnapshot::default();
     let mut latency = HistogramSnapshot::default();
@@ -286,6 +286,7 @@ pub async fn run(
         } else {
             100.0 * expected.saturating_sub(received) as f64 / expected as f64
         },
+        // Over the sending window (the drain adds the last milliseconds of deliveries).
         deliveries_per_sec: received as f64 / secs.max(1e-3),
     };
     Ok(ScenarioReport {
@@ -385,5 +386,52 @@ async fn close_members(members: Vec<Member>) {
         if tokio::time::timeout_at(deadline, task).await.is_err() {
             abort.abort();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_are_classified_without_parsing_the_json() {
+        let stats = MemberStats::default();
+        let clock = Clock {
+            epoch: Instant::now(),
+            run: 7,
+        };
+        let connected = Instant::now();
+        let welcome =
+            r#"{"type":"welcome","you":{"id":"a"},"history":[{"type":"chat","text":"lt 7 1 0"}]}"#;
+        stats.on_frame(welcome, clock, connected);
+        assert!(stats.welcomed.load(Ordering::Relaxed) > 0);
+        assert_eq!(
+            stats.received.load(Ordering::Relaxed),
+            0,
+            "history is not a delivery"
+        );
+        let mine = r#"{"type":"chat","id":"m1","user":{"id":"u","name":"lt 9 9 9"},"text":"lt 7 42 0","ts":1}"#;
+        stats.on_frame(mine, clock, connected);
+        let other_run = r#"{"type":"chat","id":"m2","user":{"id":"u"},"text":"lt 8 43 0","ts":1}"#;
+        stats.on_frame(other_run, clock, connected);
+        let human = r#"{"type":"chat","id":"m3","user":{"id":"u"},"text":"hello","ts":1}"#;
+        stats.on_frame(human, clock, connected);
+        assert_eq!(stats.received.load(Ordering::Relaxed), 1);
+        assert_eq!(stats.latency.count(), 1);
+        let limited = r#"{"type":"error","code":"rate_limited","message":"slow down"}"#;
+        stats.on_frame(limited, clock, connected);
+        assert_eq!(stats.errors.load(Ordering::Relaxed), 1);
+        assert_eq!(stats.rate_limited.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn websocket_urls_follow_the_base_scheme() {
+        let target = Target {
+            base_url: "http://127.0.0.1:8080/".into(),
+            room: "r".into(),
+            token: None,
+            server_pid: None,
+        };
+        assert_eq!(websocket_url(&target), "ws://127.0.0.1:8080/ws/r");
     }
 }

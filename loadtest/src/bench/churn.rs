@@ -142,6 +142,7 @@ pub async fn run(
         },
         churn: Some(churn),
         chat: None,
+        hls: None,
         notes,
     })
 }

@@ -152,6 +152,7 @@ pub async fn run(
         },
         churn: None,
         chat: None,
+        hls: None,
         notes,
     })
 }

@@ -16,6 +16,7 @@ mod join;
 pub mod procfs;
 pub mod report;
 pub mod server;
+mod table;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

@@ -53,10 +53,16 @@ pub async fn wait_viewers_at_most(base: &str, viewers: u64, timeout: Duration) -
     }
 }
 
-/// `GET url`: the status and the body (first 200 characters), or the transport error.
+/// `GET url`: the status and the body (first 1000 characters), or the transport error.
 pub async fn get_status(url: &str) -> Result<(u16, String), String> {
+    let (status, body) = get_text(url).await?;
+    Ok((status, body.chars().take(1000).collect()))
+}
+
+/// `GET url`: the status and the whole body as text, or the transport error.
+pub async fn get_text(url: &str) -> Result<(u16, String), String> {
     let response = client().get(url).send().await.map_err(|e| e.to_string())?;
     let status = response.status().as_u16();
-    let body = response.text().await.unwrap_or_default();
-    Ok((status, body.chars().take(200).collect()))
+    let body = response.text().await.map_err(|e| e.to_string())?;
+    Ok((status, body))
 }

@@ -159,7 +159,10 @@ mod tests {
         let offset = video.trun[0].data_offset.unwrap() as usize;
         assert_eq!(&bytes[offset..offset + 7], b"keyp1p1");
         let audio = &moof.traf[1];
-        assert_eq!(audio.tfdt.as_ref().unwrap().base_media_decode_time, (1 << 33) + 5);
+        assert_eq!(
+            audio.tfdt.as_ref().unwrap().base_media_decode_time,
+            (1 << 33) + 5
+        );
         let offset = audio.trun[0].data_offset.unwrap() as usize;
         assert_eq!(&bytes[offset..], b"op");
         assert_eq!(&bytes[moof_len + 4..moof_len + 8], b"mdat");

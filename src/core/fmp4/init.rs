@@ -5,8 +5,8 @@
 
 use bytes::Bytes;
 use mp4_atom::{
-    Audio, Avc1, Avcc, AvccExt, Codec, Dinf, Dops, Dref, DrefEntry, Encode, Ftyp, Hdlr, Mdhd,
-    Mdia, Minf, Moov, Mvex, Mvhd, Opus, Smhd, Stbl, Stsd, Tkhd, Trak, Trex, Url, Visual, Vmhd,
+    Audio, Avc1, Avcc, AvccExt, Codec, Dinf, Dops, Dref, DrefEntry, Encode, Ftyp, Hdlr, Mdhd, Mdia,
+    Minf, Moov, Mvex, Mvhd, Opus, Smhd, Stbl, Stsd, Tkhd, Trak, Trex, Url, Visual, Vmhd,
 };
 
 use super::{AUDIO_TIMESCALE, AUDIO_TRACK_ID, Fmp4Error, VIDEO_TIMESCALE, VIDEO_TRACK_ID};
@@ -231,15 +231,15 @@ mod tests {
         let moov = Moov::decode(&mut buf).unwrap();
         assert!(buf.is_empty());
         let trex = &moov.mvex.as_ref().unwrap().trex;
-        assert_eq!(
-            trex.iter().map(|t| t.track_id).collect::<Vec<_>>(),
-            [1, 2]
-        );
+        assert_eq!(trex.iter().map(|t| t.track_id).collect::<Vec<_>>(), [1, 2]);
         let Codec::Avc1(avc1) = &moov.trak[0].mdia.minf.stbl.stsd.codecs[0] else {
             panic!("avc1 expected");
         };
         assert_eq!((avc1.visual.width, avc1.visual.height), (320, 240));
-        assert_eq!(avc1.avcc.sequence_parameter_sets, vec![SPS_320X240.to_vec()]);
+        assert_eq!(
+            avc1.avcc.sequence_parameter_sets,
+            vec![SPS_320X240.to_vec()]
+        );
         assert_eq!(avc1.avcc.avc_profile_indication, 0x42);
         let Codec::Opus(opus) = &moov.trak[1].mdia.minf.stbl.stsd.codecs[0] else {
             panic!("Opus expected");

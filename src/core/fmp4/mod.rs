@@ -9,12 +9,19 @@ mod init;
 mod progressive;
 mod recording;
 mod scan;
+mod vod;
 
 pub use fragment::{Sample, TrackRun, fragment};
 pub use init::{TrackConfig, init_segment, video_dimensions};
 pub use progressive::{CopyRange, Progressive, progressive};
 pub use recording::RecordingFragmenter;
-pub use scan::{BoxHeader, InitInfo, Run, RunSample, TrackInfo, box_header, parse_init, parse_moof};
+pub use scan::{
+    BoxHeader, InitInfo, Run, RunSample, TrackInfo, box_header, parse_init, parse_moof,
+};
+pub use vod::{
+    IndexedSample, TrackIndex, VodSegment, fragmented_init, sample_index, vod_fragment,
+    vod_playlist, vod_segments,
+};
 
 /// Track id of H.264 video in every init segment onair writes.
 pub const VIDEO_TRACK_ID: u32 = 1;

@@ -58,7 +58,9 @@ pub fn progressive(
     // Where each track starts, in seconds, to line the tracks up with edit lists.
     let start_of = |track_id: u32| -> Option<f64> {
         let track = init.track(track_id)?;
-        let first = runs.iter().find(|r| r.track_id == track_id && !r.samples.is_empty())?;
+        let first = runs
+            .iter()
+            .find(|r| r.track_id == track_id && !r.samples.is_empty())?;
         Some(first.base_decode_time as f64 / f64::from(track.timescale))
     };
     let earliest = init
@@ -70,7 +72,11 @@ pub fn progressive(
         return Err(Fmp4Error::Empty);
     }
     let data_len: u64 = runs.iter().map(Run::data_len).sum();
-    let mdat_header_len: u64 = if data_len + 8 > u64::from(u32::MAX) { 16 } else { 8 };
+    let mdat_header_len: u64 = if data_len + 8 > u64::from(u32::MAX) {
+        16
+    } else {
+        8
+    };
     let large = data_len + 1_000_000 > u64::from(u32::MAX);
 
     let mut tracks = Vec::new();
@@ -203,7 +209,12 @@ pub fn progressive(
         Ftyp {
             major_brand: b"isom".into(),
             minor_version: 512,
-            compatible_brands: vec![b"isom".into(), b"iso2".into(), b"avc1".into(), b"mp41".into()],
+            compatible_brands: vec![
+                b"isom".into(),
+                b"iso2".into(),
+                b"avc1".into(),
+                b"mp41".into(),
+            ],
         }
         .encode(&mut out)?;
         Moov {

@@ -11,8 +11,8 @@ use crate::core::fmp4::{
 };
 
 const SPS: [u8; 24] = [
-    0x67, 0x42, 0xc0, 0x0d, 0xd9, 0x01, 0x41, 0xfb, 0x01, 0x10, 0x00, 0x00, 0x03, 0x00, 0x10,
-    0x00, 0x00, 0x03, 0x03, 0xc0, 0xf1, 0x42, 0xa4, 0x80,
+    0x67, 0x42, 0xc0, 0x0d, 0xd9, 0x01, 0x41, 0xfb, 0x01, 0x10, 0x00, 0x00, 0x03, 0x00, 0x10, 0x00,
+    0x00, 0x03, 0x03, 0xc0, 0xf1, 0x42, 0xa4, 0x80,
 ];
 const PPS: [u8; 5] = [0x68, 0xcb, 0x83, 0xcb, 0x20];
 
@@ -46,7 +46,9 @@ fn fragmented() -> Vec<u8> {
         let audio = TrackRun {
             track_id: AUDIO_TRACK_ID,
             base_decode_time: 4800 + 1920 + f * 4800,
-            samples: (0..5).map(|i| sample(200 + i as u8, 20, 960, true)).collect(),
+            samples: (0..5)
+                .map(|i| sample(200 + i as u8, 20, 960, true))
+                .collect(),
         };
         file.extend(fragment(f as u32 + 1, &[video, audio]).unwrap());
     }
@@ -110,10 +112,16 @@ fn progressive_tables_point_at_the_samples() {
     assert_eq!(moov.trak[0].mdia.mdhd.duration, 27_000);
     assert_eq!(moov.trak[1].mdia.mdhd.duration, 14_400);
     let elst = moov.trak[1].edts.as_ref().unwrap().elst.as_ref().unwrap();
-    assert_eq!(elst.entries[0].media_time, None, "empty edit: audio starts later");
+    assert_eq!(
+        elst.entries[0].media_time, None,
+        "empty edit: audio starts later"
+    );
     assert_eq!(elst.entries[0].segment_duration, 40);
     assert_eq!(elst.entries[1].media_time, Some(312));
-    assert_eq!(elst.entries[1].segment_duration, (14_400 - 312) * 1000 / 48_000);
+    assert_eq!(
+        elst.entries[1].segment_duration,
+        (14_400 - 312) * 1000 / 48_000
+    );
     assert_eq!(p.duration_ms, 40 + 293);
     assert_eq!(moov.mvhd.duration, p.duration_ms);
 
@@ -128,7 +136,11 @@ fn progressive_tables_point_at_the_samples() {
     assert_eq!(sizes[..3], [100, 101, 102]);
     for (chunk, &offset) in offsets.iter().enumerate() {
         let at = offset as usize;
-        assert_eq!(out[at], 10 * chunk as u8, "first sample of video chunk {chunk}");
+        assert_eq!(
+            out[at],
+            10 * chunk as u8,
+            "first sample of video chunk {chunk}"
+        );
     }
     let audio = &moov.trak[1].mdia.minf.stbl;
     assert!(audio.stss.is_none(), "every Opus packet is a sync sample");

@@ -76,7 +76,12 @@ impl RecordingFragmenter {
 
     /// Everything pending as one fragment (video run first), or `None` when nothing is.
     pub fn flush(&mut self) -> Result<Option<Vec<u8>>, Fmp4Error> {
-        let runs: Vec<TrackRun> = self.video.take().into_iter().chain(self.audio.take()).collect();
+        let runs: Vec<TrackRun> = self
+            .video
+            .take()
+            .into_iter()
+            .chain(self.audio.take())
+            .collect();
         if runs.is_empty() {
             return Ok(None);
         }

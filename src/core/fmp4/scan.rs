@@ -159,9 +159,9 @@ pub fn parse_moof(
     let mut runs = Vec::new();
     for traf in &moof.traf {
         let tfhd = &traf.tfhd;
-        let track = init
-            .track(tfhd.track_id)
-            .ok_or(Fmp4Error::Unsupported("fragment for a track not in the init"))?;
+        let track = init.track(tfhd.track_id).ok_or(Fmp4Error::Unsupported(
+            "fragment for a track not in the init",
+        ))?;
         let base = tfhd.base_data_offset.unwrap_or(moof_offset);
         let mut decode_time = traf
             .tfdt

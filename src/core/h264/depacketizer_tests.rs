@@ -141,7 +141,12 @@ fn stap_a_and_fu_a_reassemble() {
 #[test]
 fn parameter_sets_go_before_every_idr_and_nowhere_else() {
     let mut d = H264Depacketizer::new();
-    d.push(1, 0, true, Bytes::from(stap(&[&SPS_NAL, &PPS_NAL, &idr(5)])));
+    d.push(
+        1,
+        0,
+        true,
+        Bytes::from(stap(&[&SPS_NAL, &PPS_NAL, &idr(5)])),
+    );
     // A later IDR sent without parameter sets, and a P-frame that repeats them.
     d.push(2, 3000, true, Bytes::from(idr(7)));
     d.push(
@@ -164,10 +169,20 @@ fn parameter_sets_go_before_every_idr_and_nowhere_else() {
 #[test]
 fn a_new_sps_is_reported_once() {
     let mut d = H264Depacketizer::new();
-    d.push(1, 0, true, Bytes::from(stap(&[&SPS_NAL, &PPS_NAL, &idr(5)])));
+    d.push(
+        1,
+        0,
+        true,
+        Bytes::from(stap(&[&SPS_NAL, &PPS_NAL, &idr(5)])),
+    );
     let mut sps2 = SPS_NAL;
     sps2[3] = 0x1f;
-    d.push(2, 3000, true, Bytes::from(stap(&[&sps2, &PPS_NAL, &idr(5)])));
+    d.push(
+        2,
+        3000,
+        true,
+        Bytes::from(stap(&[&sps2, &PPS_NAL, &idr(5)])),
+    );
     d.push(3, 6000, true, Bytes::from(slice(5)));
     let aus = drain(&mut d);
     let changed: Vec<bool> = aus.iter().map(|a| a.parameter_sets_changed).collect();
@@ -201,7 +216,10 @@ fn a_lost_fragment_drops_that_frame_only() {
     assert!(!aus.iter().any(|a| a.data == avcc(&[&slice(1501)])));
     assert!(!aus.iter().any(|a| a.data == avcc(&[&slice(1502)])));
     for n in 3..10 {
-        assert!(aus.iter().any(|a| a.data == avcc(&[&slice(1500 + n)])), "frame {n}");
+        assert!(
+            aus.iter().any(|a| a.data == avcc(&[&slice(1500 + n)])),
+            "frame {n}"
+        );
     }
     assert_eq!(aus.len(), 8);
     let stats = d.stats();
@@ -214,7 +232,10 @@ fn a_lost_fragment_drops_that_frame_only() {
 #[test]
 fn reordering_inside_the_window_loses_nothing() {
     let mut d = H264Depacketizer::new();
-    let mut s = Sender { seq: 65_530, ts: u32::MAX - 4000 };
+    let mut s = Sender {
+        seq: 65_530,
+        ts: u32::MAX - 4000,
+    };
     let mut packets: Vec<_> = s.frame(frame_payloads(true, 0));
     for n in 1..6 {
         packets.extend(s.frame(frame_payloads(false, n)));
@@ -250,7 +271,12 @@ fn duplicates_and_late_packets_are_ignored() {
 #[test]
 fn a_missing_marker_ends_the_frame_at_the_next_timestamp() {
     let mut d = H264Depacketizer::new();
-    d.push(1, 0, false, Bytes::from(stap(&[&SPS_NAL, &PPS_NAL, &idr(5)])));
+    d.push(
+        1,
+        0,
+        false,
+        Bytes::from(stap(&[&SPS_NAL, &PPS_NAL, &idr(5)])),
+    );
     d.push(2, 3000, true, Bytes::from(slice(5)));
     let aus = drain(&mut d);
     assert_eq!(aus.len(), 2);
@@ -260,15 +286,15 @@ fn a_missing_marker_ends_the_frame_at_the_next_timestamp() {
 #[test]
 fn malformed_payloads_drop_the_frame() {
     let cases: Vec<Vec<u8>> = vec![
-        vec![],                         // empty
-        vec![0xe5, 0x88],               // forbidden bit
-        vec![0x78, 0x00, 0x09, 0x67],   // STAP-A size past the end
-        vec![0x78, 0x00],               // STAP-A cut inside a size
-        vec![0x7c, 0x05, 0x01, 0x02],   // FU-A middle without a start
-        vec![0x7c],                     // FU-A without header
-        vec![0x7c, 0xc5, 0x01],         // FU-A with both S and E
+        vec![],                                         // empty
+        vec![0xe5, 0x88],                               // forbidden bit
+        vec![0x78, 0x00, 0x09, 0x67],                   // STAP-A size past the end
+        vec![0x78, 0x00],                               // STAP-A cut inside a size
+        vec![0x7c, 0x05, 0x01, 0x02],                   // FU-A middle without a start
+        vec![0x7c],                                     // FU-A without header
+        vec![0x7c, 0xc5, 0x01],                         // FU-A with both S and E
         vec![0x79, 0x00, 0x00, 0x00, 0x02, 0x65, 0x88], // STAP-B
-        vec![0x7d, 0x85, 0x00, 0x00],   // FU-B
+        vec![0x7d, 0x85, 0x00, 0x00],                   // FU-B
     ];
     for bad in cases {
         let mut d = H264Depacketizer::new();

@@ -48,18 +48,40 @@ fn every_bad_directive_is_a_400() {
         ("_HLS_msn=+1", HlsError::NotAnInteger("_HLS_msn")),
         ("_HLS_msn=1.5", HlsError::NotAnInteger("_HLS_msn")),
         ("_HLS_msn=abc", HlsError::NotAnInteger("_HLS_msn")),
-        ("_HLS_msn=99999999999999999999", HlsError::NotAnInteger("_HLS_msn")),
-        ("_HLS_msn=1&_HLS_part=x", HlsError::NotAnInteger("_HLS_part")),
-        ("_HLS_msn=1&_HLS_part=-2", HlsError::NotAnInteger("_HLS_part")),
+        (
+            "_HLS_msn=99999999999999999999",
+            HlsError::NotAnInteger("_HLS_msn"),
+        ),
+        (
+            "_HLS_msn=1&_HLS_part=x",
+            HlsError::NotAnInteger("_HLS_part"),
+        ),
+        (
+            "_HLS_msn=1&_HLS_part=-2",
+            HlsError::NotAnInteger("_HLS_part"),
+        ),
         ("_HLS_skip=yes", HlsError::BadSkip),
         ("_HLS_skip=", HlsError::BadSkip),
         ("_HLS_msn=1&_HLS_msn=2", HlsError::Repeated("_HLS_msn")),
-        ("_HLS_msn=1&_HLS_part=1&_HLS_part=1", HlsError::Repeated("_HLS_part")),
-        ("_HLS_skip=YES&_HLS_skip=YES", HlsError::Repeated("_HLS_skip")),
-        ("_HLS_push=1", HlsError::UnknownDirective("_HLS_push".into())),
+        (
+            "_HLS_msn=1&_HLS_part=1&_HLS_part=1",
+            HlsError::Repeated("_HLS_part"),
+        ),
+        (
+            "_HLS_skip=YES&_HLS_skip=YES",
+            HlsError::Repeated("_HLS_skip"),
+        ),
+        (
+            "_HLS_push=1",
+            HlsError::UnknownDirective("_HLS_push".into()),
+        ),
     ];
     for (query, expected) in cases {
-        assert_eq!(parse_directives(Some(query)).as_ref(), Err(expected), "{query}");
+        assert_eq!(
+            parse_directives(Some(query)).as_ref(),
+            Err(expected),
+            "{query}"
+        );
     }
     // Too far ahead: more than two segments past the last complete one.
     assert_eq!(
@@ -69,10 +91,16 @@ fn every_bad_directive_is_a_400() {
             last: 4
         })
     );
-    assert_eq!(decide(&d("_HLS_msn=6"), &live(), &timing(), NOW), Decision::Wait);
+    assert_eq!(
+        decide(&d("_HLS_msn=6"), &live(), &timing(), NOW),
+        Decision::Wait
+    );
     // Before any segment, 0 and 1 may be asked for, 2 may not.
     let fresh = PlaylistPosition::default();
-    assert_eq!(decide(&d("_HLS_msn=1"), &fresh, &timing(), NOW), Decision::Wait);
+    assert_eq!(
+        decide(&d("_HLS_msn=1"), &fresh, &timing(), NOW),
+        Decision::Wait
+    );
     assert!(matches!(
         decide(&d("_HLS_msn=2"), &fresh, &timing(), NOW),
         Decision::BadRequest(HlsError::MsnTooFar { last: -1, .. })
@@ -107,11 +135,24 @@ fn segments_and_parts_that_exist_answer_at_once() {
     let t = timing();
     assert_eq!(decide(&d(""), &live(), &t, NOW), Decision::Ready);
     assert_eq!(decide(&d("_HLS_msn=4"), &live(), &t, NOW), Decision::Ready);
-    assert_eq!(decide(&d("_HLS_msn=0"), &live(), &t, NOW), Decision::Ready, "old");
+    assert_eq!(
+        decide(&d("_HLS_msn=0"), &live(), &t, NOW),
+        Decision::Ready,
+        "old"
+    );
     assert_eq!(decide(&d("_HLS_msn=5"), &live(), &t, NOW), Decision::Wait);
-    assert_eq!(decide(&d("_HLS_msn=5&_HLS_part=2"), &live(), &t, NOW), Decision::Ready);
-    assert_eq!(decide(&d("_HLS_msn=5&_HLS_part=3"), &live(), &t, NOW), Decision::Wait);
-    assert_eq!(decide(&d("_HLS_msn=4&_HLS_part=7"), &live(), &t, NOW), Decision::Ready);
+    assert_eq!(
+        decide(&d("_HLS_msn=5&_HLS_part=2"), &live(), &t, NOW),
+        Decision::Ready
+    );
+    assert_eq!(
+        decide(&d("_HLS_msn=5&_HLS_part=3"), &live(), &t, NOW),
+        Decision::Wait
+    );
+    assert_eq!(
+        decide(&d("_HLS_msn=4&_HLS_part=7"), &live(), &t, NOW),
+        Decision::Ready
+    );
 }
 
 #[test]
@@ -133,11 +174,22 @@ fn a_part_past_the_last_of_a_complete_segment_is_part_0_of_the_next() {
 fn blocking_gives_up_after_three_target_durations() {
     let t = timing();
     let q = d("_HLS_msn=5&_HLS_part=3");
-    assert_eq!(decide(&q, &live(), &t, Duration::from_millis(5_999)), Decision::Wait);
-    assert_eq!(decide(&q, &live(), &t, Duration::from_secs(6)), Decision::Unavailable);
+    assert_eq!(
+        decide(&q, &live(), &t, Duration::from_millis(5_999)),
+        Decision::Wait
+    );
+    assert_eq!(
+        decide(&q, &live(), &t, Duration::from_secs(6)),
+        Decision::Unavailable
+    );
     // Ready wins over the clock.
     assert_eq!(
-        decide(&d("_HLS_msn=5&_HLS_part=1"), &live(), &t, Duration::from_secs(60)),
+        decide(
+            &d("_HLS_msn=5&_HLS_part=1"),
+            &live(),
+            &t,
+            Duration::from_secs(60)
+        ),
         Decision::Ready
     );
 }
@@ -148,19 +200,44 @@ fn an_ended_playlist_ignores_directives() {
         ended: true,
         ..live()
     };
-    assert_eq!(decide(&d("_HLS_msn=6&_HLS_part=3"), &ended, &timing(), NOW), Decision::Ready);
-    assert_eq!(decide(&d("_HLS_msn=9"), &ended, &timing(), NOW), Decision::Ready);
+    assert_eq!(
+        decide(&d("_HLS_msn=6&_HLS_part=3"), &ended, &timing(), NOW),
+        Decision::Ready
+    );
+    assert_eq!(
+        decide(&d("_HLS_msn=9"), &ended, &timing(), NOW),
+        Decision::Ready
+    );
 }
 
 #[test]
 fn only_the_hinted_part_and_the_segment_in_progress_are_waited_for() {
     let t = timing();
     let pos = live();
-    assert_eq!(decide_part(5, Some(3), &pos, &t, NOW), PartDecision::Wait, "hint");
-    assert_eq!(decide_part(6, Some(0), &pos, &t, NOW), PartDecision::Wait, "next segment");
-    assert_eq!(decide_part(5, Some(4), &pos, &t, NOW), PartDecision::NotFound);
-    assert_eq!(decide_part(3, Some(0), &pos, &t, NOW), PartDecision::NotFound, "gone");
-    assert_eq!(decide_part(5, None, &pos, &t, NOW), PartDecision::Wait, "in progress");
+    assert_eq!(
+        decide_part(5, Some(3), &pos, &t, NOW),
+        PartDecision::Wait,
+        "hint"
+    );
+    assert_eq!(
+        decide_part(6, Some(0), &pos, &t, NOW),
+        PartDecision::Wait,
+        "next segment"
+    );
+    assert_eq!(
+        decide_part(5, Some(4), &pos, &t, NOW),
+        PartDecision::NotFound
+    );
+    assert_eq!(
+        decide_part(3, Some(0), &pos, &t, NOW),
+        PartDecision::NotFound,
+        "gone"
+    );
+    assert_eq!(
+        decide_part(5, None, &pos, &t, NOW),
+        PartDecision::Wait,
+        "in progress"
+    );
     assert_eq!(decide_part(6, None, &pos, &t, NOW), PartDecision::NotFound);
     assert_eq!(
         decide_part(5, Some(3), &pos, &t, Duration::from_secs(6)),
@@ -173,15 +250,21 @@ fn only_the_hinted_part_and_the_segment_in_progress_are_waited_for() {
         last_part: Some((5, 8)),
         ended: false,
     };
-    assert_eq!(decide_part(5, Some(9), &done, &t, NOW), PartDecision::NotFound);
+    assert_eq!(
+        decide_part(5, Some(9), &done, &t, NOW),
+        PartDecision::NotFound
+    );
     assert_eq!(decide_part(6, Some(0), &done, &t, NOW), PartDecision::Wait);
-    let ended = PlaylistPosition {
-        ended: true,
-        ..pos
-    };
-    assert_eq!(decide_part(5, Some(3), &ended, &t, NOW), PartDecision::NotFound);
+    let ended = PlaylistPosition { ended: true, ..pos };
+    assert_eq!(
+        decide_part(5, Some(3), &ended, &t, NOW),
+        PartDecision::NotFound
+    );
     // Before the first part of the stream.
     let fresh = PlaylistPosition::default();
     assert_eq!(decide_part(0, Some(0), &fresh, &t, NOW), PartDecision::Wait);
-    assert_eq!(decide_part(0, Some(1), &fresh, &t, NOW), PartDecision::NotFound);
+    assert_eq!(
+        decide_part(0, Some(1), &fresh, &t, NOW),
+        PartDecision::NotFound
+    );
 }

@@ -84,7 +84,12 @@ impl MediaPlaylist {
 
     /// The last complete segment and the last part, for blocking decisions.
     pub fn position(&self) -> PlaylistPosition {
-        let last_segment = self.segments.iter().rev().find(|s| s.complete).map(|s| s.msn);
+        let last_segment = self
+            .segments
+            .iter()
+            .rev()
+            .find(|s| s.complete)
+            .map(|s| s.msn);
         let last_part = self
             .segments
             .iter()

@@ -55,10 +55,16 @@ async fn hls_js(State(app): State<App>) -> Response {
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("text/javascript; charset=utf-8"),
             );
-            h.insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=3600"));
+            h.insert(
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("public, max-age=3600"),
+            );
             response
         }
-        Err(e) => error_response(ApiError::internal("reading hls_js", format!("{source}: {e}"))),
+        Err(e) => error_response(ApiError::internal(
+            "reading hls_js",
+            format!("{source}: {e}"),
+        )),
     }
 }
 
@@ -282,6 +288,65 @@ async fn media(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::hls::HlsTiming;
+    use crate::egress::hls::{NewPart, StreamInfo};
+
+    /// Blocked requests are futures on one thread: thousands wait, then all are answered by
+    /// the part that unblocks them.
+    #[tokio::test(flavor = "current_thread")]
+    async fn thousands_of_blocked_reloads_wait_on_one_thread() {
+        let stream = Arc::new(HlsStream::new(
+            7,
+            HlsTiming::default(),
+            StreamInfo {
+                video_codec: Some("avc1.42c01e".into()),
+                resolution: Some((320, 240)),
+                audio_channels: None,
+            },
+            Some(Bytes::from_static(b"init")),
+            None,
+        ));
+        let part = |index| NewPart {
+            msn: 0,
+            index,
+            duration: 0.2,
+            independent: index == 0,
+            discontinuity: false,
+            program_date_time_ms: 0,
+            bytes: Bytes::from_static(b"part"),
+        };
+        stream.add_part(Rendition::Video, part(0));
+        let mut waiting = tokio::task::JoinSet::new();
+        for i in 0..5000 {
+            let stream = stream.clone();
+            waiting.spawn(async move {
+                let mut headers = HeaderMap::new();
+                if i % 2 == 0 {
+                    headers.insert(header::ACCEPT_ENCODING, HeaderValue::from_static("gzip"));
+                }
+                media_playlist(
+                    &stream,
+                    Rendition::Video,
+                    Some("_HLS_msn=0&_HLS_part=1"),
+                    &headers,
+                )
+                .await
+                .map(|r| r.status())
+            });
+        }
+        // Let every request reach its wait, then publish the part they ask for.
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        assert!(waiting.try_join_next().is_none(), "nobody answered early");
+        stream.add_part(Rendition::Video, part(1));
+        let mut answered = 0;
+        while let Some(done) = waiting.join_next().await {
+            assert_eq!(done.unwrap().unwrap(), axum::http::StatusCode::OK);
+            answered += 1;
+        }
+        assert_eq!(answered, 5000);
+    }
 
     #[test]
     fn gzip_is_used_when_accepted() {

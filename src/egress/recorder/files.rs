@@ -53,6 +53,8 @@ pub struct RecordingInfo {
     pub state: &'static str,
     /// Where to download it.
     pub url: String,
+    /// The VOD HLS playlist of a complete recording.
+    pub playlist: Option<String>,
 }
 
 /// A new file stem `<room>-<YYYYmmdd-HHMMSS>` that no file in `dir` uses yet.
@@ -173,6 +175,7 @@ pub fn finalise(dir: &Path, stem: &str) -> Result<Option<RecordingInfo>, Recordi
         size: plan.file_len(),
         state: "complete",
         url: format!("/recordings/{stem}.mp4"),
+        playlist: Some(format!("/recordings/{stem}/index.m3u8")),
     }))
 }
 
@@ -329,6 +332,7 @@ pub fn list(dir: &Path, active: &std::collections::HashSet<String>) -> Vec<Recor
             size: meta.len(),
             state,
             url: format!("/recordings/{name}"),
+            playlist: (state == "complete").then(|| format!("/recordings/{stem}/index.m3u8")),
         });
     }
     out.sort_by(|a, b| b.start_unix.cmp(&a.start_unix).then(b.file.cmp(&a.file)));

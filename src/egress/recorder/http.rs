@@ -12,6 +12,7 @@ use serde_json::json;
 use tower::ServiceExt;
 use tower_http::services::ServeFile;
 
+use super::files::RecordingError;
 use crate::http::{ApiError, App};
 
 /// The recordings routes.
@@ -19,6 +20,7 @@ pub fn routes() -> Router<App> {
     Router::new()
         .route("/api/recordings", get(list))
         .route("/recordings/{file}", get(file))
+        .route("/recordings/{name}/{file}", get(vod))
 }
 
 async fn list(State(app): State<App>) -> Result<Json<serde_json::Value>, ApiError> {
@@ -73,6 +75,55 @@ async fn file(
         "public, max-age=3600"
     };
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
+    Ok(response)
+}
+
+/// `GET /recordings/{name}/index.m3u8`, `init.mp4`, `N.m4s`: the finished recording
+/// `{name}.mp4` as VOD HLS (RFC 8216bis §4.4.3.5), fragments cut at its IDRs on request.
+async fn vod(
+    State(app): State<App>,
+    Path((name, file)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let mp4 = format!("{name}.mp4");
+    let missing = format!("no recording `{mp4}` or no `{file}` in it");
+    let not_found = move || ApiError::not_found(missing.clone());
+    if !valid_file(&mp4) || mp4.ends_with(".live.mp4") {
+        return Err(not_found());
+    }
+    let recordings = app.recordings.clone();
+    let found = tokio::task::spawn_blocking(move || {
+        let vod = recordings.vod.get(recordings.dir(), &mp4)?;
+        Ok::<_, RecordingError>(match file.as_str() {
+            "index.m3u8" => Some((vod.playlist(), "application/vnd.apple.mpegurl")),
+            "init.mp4" => Some((vod.init(), "video/mp4")),
+            other => match other
+                .strip_suffix(".m4s")
+                .and_then(|n| n.parse::<usize>().ok())
+            {
+                Some(n) => vod
+                    .segment(&recordings.dir().join(&mp4), n)?
+                    .map(|b| (b, "video/mp4")),
+                None => None,
+            },
+        })
+    })
+    .await
+    .map_err(|e| ApiError::internal("reading a recording", e))?;
+    let (body, kind) = match found {
+        Ok(Some(found)) => found,
+        Ok(None) => return Err(not_found()),
+        Err(RecordingError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(not_found());
+        }
+        Err(e) => return Err(ApiError::internal("reading a recording", e)),
+    };
+    let mut response = body.into_response();
+    let h = response.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(kind));
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=3600"),
+    );
     Ok(response)
 }
 

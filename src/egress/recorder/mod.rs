@@ -3,10 +3,12 @@
 //! even `kill -9`, loses at most the fragment in flight and leaves a file players read), and on
 //! a clean end it is rewritten as a progressive faststart `<name>.mp4`. A write error (disk
 //! full) is logged and counted and stops that recording, never the live stream. Does file I/O
-//! in its own task; the tap only `try_send`s.
+//! in its own task; the tap only `try_send`s. A finished recording also plays as a VOD HLS
+//! playlist made from its sample tables.
 
 mod files;
 mod http;
+mod vod;
 
 pub use files::{RecordingInfo, finalise, list, recover};
 pub use http::routes;
@@ -34,6 +36,7 @@ pub struct Recordings {
     write_errors: AtomicU64,
     dropped_fragments: AtomicU64,
     active: Mutex<HashSet<String>>,
+    vod: vod::VodCache,
 }
 
 impl Recordings {
@@ -45,6 +48,7 @@ impl Recordings {
             write_errors: AtomicU64::new(0),
             dropped_fragments: AtomicU64::new(0),
             active: Mutex::new(HashSet::new()),
+            vod: vod::VodCache::default(),
         }
     }
 
@@ -266,15 +270,24 @@ mod tests {
         recordings.set_active("x.live.mp4", true);
         let (tx, rx) = mpsc::channel(4);
         let task = tokio::spawn(writer(recordings.clone(), "x".into(), rx));
-        tx.send(WriterMsg::Bytes(Bytes::from(vec![0u8; 256 * 1024])))
+        // tokio's File reports a failed write at the next operation: the tap keeps sending.
+        for _ in 0..2 {
+            tx.send(WriterMsg::Bytes(Bytes::from(vec![0u8; 256 * 1024])))
+                .await
+                .map_err(|_| "writer alive")
+                .unwrap();
+        }
+        tokio::time::timeout(std::time::Duration::from_secs(30), task)
             .await
-            .map_err(|_| "writer alive")
+            .expect("the writer stops by itself")
             .unwrap();
-        task.await.unwrap();
         assert_eq!(recordings.write_errors(), 1);
         assert!(recordings.active().is_empty());
         assert!(
-            matches!(tx.try_send(WriterMsg::Finish), Err(mpsc::error::TrySendError::Closed(_))),
+            matches!(
+                tx.try_send(WriterMsg::Finish),
+                Err(mpsc::error::TrySendError::Closed(_))
+            ),
             "the tap learns that the recording stopped"
         );
         let _ = std::fs::remove_dir_all(&data);
