@@ -44,6 +44,8 @@ pub struct Config {
     pub connect_timeout_secs: u64,
     /// Packets per track kept to answer viewers' NACKs.
     pub retransmit_cache: usize,
+    /// Serve every room as LL-HLS at `/hls/{room}/` (the tap also feeds the recordings).
+    pub hls: bool,
     /// Record every broadcast to `<data_dir>/recordings/`.
     pub recordings: bool,
     /// hls.js for the live page, served at `/vendor/hls.min.js`: a file (e.g.
@@ -74,6 +76,7 @@ impl Default for Config {
             pli_interval_ms: 500,
             connect_timeout_secs: 20,
             retransmit_cache: 1024,
+            hls: true,
             recordings: true,
             hls_js: None,
             chat: crate::core::chat::ChatLimits::default(),

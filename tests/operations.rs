@@ -156,7 +156,10 @@ async fn viewer_keyframe_requests_reach_the_publisher_rate_limited() {
                 sender_ssrc: 1,
                 media_ssrc: ssrc,
             };
-            track.write_rtcp(vec![Box::new(pli)]).await.expect("PLI sent");
+            track
+                .write_rtcp(vec![Box::new(pli)])
+                .await
+                .expect("PLI sent");
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -165,7 +168,10 @@ async fn viewer_keyframe_requests_reach_the_publisher_rate_limited() {
     let got = publisher.stats().plis_received - before;
     let bound = elapsed.ceil() as u64 + 2;
     assert!(got >= 1, "keyframe requests reach the publisher");
-    assert!(got <= bound, "{got} PLIs in {elapsed:.1} s: more than one per 1 s interval");
+    assert!(
+        got <= bound,
+        "{got} PLIs in {elapsed:.1} s: more than one per 1 s interval"
+    );
     viewer.pc.close().await.unwrap();
     publisher.close().await.unwrap();
     s.stop().await;

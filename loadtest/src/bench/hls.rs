@@ -5,7 +5,7 @@
 //! clear [`BenchError::Unsupported`]. Does network I/O; bounded by the viewer count and time.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use tokio::sync::Semaphore;
@@ -19,7 +19,7 @@ use super::report::{
 use super::{BenchError, PreparedPublisher, Target, check_time, server};
 use crate::histogram::HistogramSnapshot;
 use crate::hls::playlist::{MediaPlaylist, Multivariant};
-use crate::hls::{HlsViewerStats, run_viewer};
+use crate::hls::{HlsViewerStats, Until, run_viewer};
 
 /// Most viewers one run may ask for.
 pub const MAX_VIEWERS: usize = 20_000;
@@ -30,6 +30,8 @@ const JOIN_RATE: f64 = 200.0;
 const JOIN_CONCURRENCY: usize = 64;
 /// Time after the ramp for every viewer to reach the live edge.
 const SETTLE: Duration = Duration::from_secs(3);
+/// Extra time a viewer may live past the planned end (an overloaded machine ramps slowly).
+const RAMP_SLACK: Duration = Duration::from_secs(60);
 
 /// Parameters of an LL-HLS run.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -138,6 +140,7 @@ struct Window {
     playlists: u64,
     errors: u64,
     resyncs: u64,
+    early: u64,
     latency: HistogramSnapshot,
     per_viewer_parts: Vec<u64>,
 }
@@ -160,6 +163,7 @@ impl Window {
             playlists: load(|v| &v.playlists),
             errors: load(|v| &v.errors),
             resyncs: load(|v| &v.resyncs),
+            early: load(|v| &v.early),
             latency,
             per_viewer_parts: viewers
                 .iter()
@@ -193,8 +197,9 @@ pub async fn run(
         .map_err(|e| BenchError::Config(format!("HTTP client: {e}")))?;
 
     let ramp = Duration::from_secs_f64(p.viewers as f64 / JOIN_RATE);
-    let window_start = tokio::time::Instant::now() + ramp + SETTLE;
-    let window_end = window_start + p.duration;
+    // Every viewer ends by itself at this deadline even if the window were never reached.
+    let deadline = tokio::time::Instant::now() + ramp * 4 + SETTLE + p.duration + RAMP_SLACK;
+    let stop = Arc::new(AtomicBool::new(false));
     let stats: Vec<Arc<HlsViewerStats>> = (0..p.viewers)
         .map(|_| Arc::new(HlsViewerStats::default()))
         .collect();
@@ -207,14 +212,19 @@ pub async fn run(
             break;
         };
         let (client, url, viewer) = (client.clone(), url.clone(), Arc::clone(viewer));
+        let stop = Arc::clone(&stop);
         viewers.spawn(async move {
+            let until = Until {
+                stop: &stop,
+                deadline,
+            };
             // The permit covers the start: released at the first part (or the end).
             let started = async {
                 while viewer.first_part.load(Ordering::Relaxed) == 0 {
                     tokio::time::sleep(Duration::from_millis(20)).await;
                 }
             };
-            let run = run_viewer(client, url, &viewer, window_end);
+            let run = run_viewer(client, url, &viewer, until);
             tokio::pin!(run);
             tokio::select! {
                 result = &mut run => { drop(permit); return result; }
@@ -223,10 +233,10 @@ pub async fn run(
             run.await
         });
     }
-    tokio::time::sleep_until(window_start).await;
+    tokio::time::sleep(SETTLE).await;
     let begin = Window::take(&stats);
     let cpu_start = sampler.now();
-    tokio::time::sleep_until(window_end).await;
+    tokio::time::sleep(p.duration).await;
     let cpu_end = sampler.now();
     let end = Window::take(&stats);
     let health_during = server::healthz(&target.base_url).await;
@@ -235,6 +245,7 @@ pub async fn run(
         target: p.viewers,
         ..Sessions::default()
     };
+    stop.store(true, Ordering::Relaxed);
     let finish = tokio::time::Instant::now() + Duration::from_secs(10);
     while let Ok(Some(done)) = tokio::time::timeout_at(finish, viewers.join_next()).await {
         match done {
@@ -244,7 +255,16 @@ pub async fn run(
         }
     }
     viewers.abort_all();
+    // Its idle keep-alive connections would count as the server's descriptors.
+    drop(client);
     let mut notes = Vec::new();
+    let early = end.early.saturating_sub(begin.early);
+    if early * 10 > end.parts.saturating_sub(begin.parts) {
+        notes.push(format!(
+            "{early} parts arrived before their end by the program date-time: the server's \
+             date-times are off this machine's clock, so the part latency is not meaningful"
+        ));
+    }
     if publisher.info.audio && !audio_listed {
         notes.push("the publisher sends audio but the playlist lists no audio rendition".into());
     }

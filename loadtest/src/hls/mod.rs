@@ -8,7 +8,7 @@
 
 pub mod playlist;
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use reqwest::Url;
@@ -38,6 +38,9 @@ pub struct HlsViewerStats {
     pub resyncs: AtomicU64,
     /// Each part's arrival after its end (program date-time plus part durations), µs.
     pub part_latency: Histogram,
+    /// Parts that arrived before their end by the program date-time (counted as 0 in
+    /// `part_latency`): the server's date-times are not the wall clock of this machine.
+    pub early: AtomicU64,
 }
 
 fn unix_ms() -> f64 {
@@ -71,13 +74,28 @@ fn resolve(base: &Url, uri: &str) -> Result<Url, String> {
     base.join(uri).map_err(|e| format!("bad URI {uri:?}: {e}"))
 }
 
+/// When an LL-HLS viewer stops: when `stop` is set, at `deadline` at the latest.
+#[derive(Debug, Clone, Copy)]
+pub struct Until<'a> {
+    /// Set by the caller to end the viewer (checked between requests).
+    pub stop: &'a AtomicBool,
+    /// Hard limit.
+    pub deadline: tokio::time::Instant,
+}
+
+impl Until<'_> {
+    fn reached(&self) -> bool {
+        self.stop.load(Ordering::Relaxed) || tokio::time::Instant::now() >= self.deadline
+    }
+}
+
 /// Runs one viewer on `multivariant` until `until`; returns the first error that stopped it
 /// (a failed start), or `Ok` when time was up.
 pub async fn run_viewer(
     client: reqwest::Client,
     multivariant: Url,
     stats: &HlsViewerStats,
-    until: tokio::time::Instant,
+    until: Until<'_>,
 ) -> Result<(), String> {
     let started = tokio::time::Instant::now();
     let body = get(&client, multivariant.clone(), REQUEST_SLACK * 5).await?;
@@ -105,7 +123,7 @@ async fn follow(
     url: Url,
     stats: &HlsViewerStats,
     started: tokio::time::Instant,
-    until: tokio::time::Instant,
+    until: Until<'_>,
 ) -> Result<(), String> {
     let mut playlist = load(client, &url, None, REQUEST_SLACK * 5, stats).await?;
     if !playlist.can_block_reload {
@@ -118,7 +136,7 @@ async fn follow(
         stats.bytes.fetch_add(init.len() as u64, Ordering::Relaxed);
     }
     let mut last = playlist.parts().last().map(|p| (p.msn, p.index));
-    while tokio::time::Instant::now() < until && !playlist.ended {
+    while !until.reached() && !playlist.ended {
         let timeout =
             Duration::from_secs_f64(playlist.target_duration.max(1.0) * 3.0) + REQUEST_SLACK;
         let Some(next) = playlist.next_part() else {

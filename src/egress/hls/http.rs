@@ -109,6 +109,11 @@ async fn serve(
     headers: &HeaderMap,
 ) -> Result<Response, ApiError> {
     valid_room(room)?;
+    if !app.config.hls {
+        return Err(ApiError::not_found(
+            "LL-HLS is switched off on this server (hls = false)",
+        ));
+    }
     let resource = Resource::parse(file)
         .ok_or_else(|| ApiError::not_found(format!("no HLS file `{file}`")))?;
     let Some(stream) = app.hls.get(room) else {

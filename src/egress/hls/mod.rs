@@ -79,8 +79,12 @@ impl HlsRegistry {
 }
 
 /// Starts the tap of `room` unless one already runs (called when a publisher connects). The
-/// tap is one more consumer of the room's hubs, with its own bounded queues.
+/// tap is one more consumer of the room's hubs, with its own bounded queues. With neither
+/// `hls` nor `recordings` on, there is no tap.
 pub fn start_tap(app: &App, room: &Arc<Room>) {
+    if !app.config.hls && !app.config.recordings {
+        return;
+    }
     let key = Arc::as_ptr(room) as usize;
     let mut started = false;
     app.hls

@@ -23,6 +23,8 @@ use crate::room::{MediaPacket, Room, Subscription};
 const CHANNELS: u8 = 2;
 /// How often the tap checks that its room still exists and its grace period.
 const HOUSEKEEPING: Duration = Duration::from_secs(1);
+/// Video (90 kHz) held at the start of a stream while waiting for the first audio packet.
+const AUDIO_DECISION: u64 = 90_000;
 
 fn unix_ms() -> u64 {
     SystemTime::now()
@@ -64,6 +66,8 @@ struct Tap {
     stream: Option<Stream>,
     /// Nobody is live since then.
     idle_since: Option<Instant>,
+    /// Video of a stream about to start, held until it is known whether audio comes.
+    held: Vec<(u64, AccessUnit, Option<(Bytes, Bytes)>)>,
 }
 
 /// Runs the tap until the room is dropped or the server shuts down.
@@ -82,6 +86,7 @@ pub(super) async fn run(app: App, room: Arc<Room>) {
         min_source: 0,
         stream: None,
         idle_since: None,
+        held: Vec::new(),
     };
     let mut tick = tokio::time::interval(HOUSEKEEPING);
     loop {
@@ -194,6 +199,9 @@ impl Tap {
         source.audio_packets += 1;
         let ts = source.audio_ts.unwrap(packet.ts);
         let pts = source.clock.audio(ts, now);
+        if !self.held.is_empty() {
+            self.start_held();
+        }
         if let Some(stream) = self.stream.as_mut()
             && let Err(e) = stream.segmenter.push_audio(pts, packet.payload.clone())
         {
@@ -212,17 +220,44 @@ impl Tap {
             (Some(sps), Some(pps)) => Some((sps.clone(), pps.clone())),
             _ => None,
         };
+        let audio_seen = source.audio_packets > 0;
         let ended = self.stream.as_ref().is_none_or(|s| s.hls.is_ended());
-        if ended {
-            let (true, Some(params)) = (au.keyframe, params) else {
-                // Nothing can start before an IDR with its parameter sets.
+        if !ended {
+            self.place(dts, au, params);
+            return;
+        }
+        // A new stream starts at an IDR with its parameter sets, and waits (up to a second of
+        // video) to learn whether the broadcast has audio: its renditions are fixed then.
+        if self.held.is_empty() {
+            let (true, Some(_)) = (au.keyframe, &params) else {
                 self.room.video.request_keyframe();
                 return;
             };
-            if !self.start_stream(params) {
-                return;
-            }
-        } else if let (true, Some(params)) = (au.keyframe, params)
+        }
+        self.held.push((dts, au, params));
+        let span = dts.saturating_sub(self.held[0].0);
+        if audio_seen || span >= AUDIO_DECISION {
+            self.start_held();
+        }
+    }
+
+    /// Starts the stream with the video held while waiting for audio, and places that video.
+    fn start_held(&mut self) {
+        let held = std::mem::take(&mut self.held);
+        let Some((_, _, Some(params))) = held.first() else {
+            return;
+        };
+        if !self.start_stream(params.clone()) {
+            return;
+        }
+        for (dts, au, params) in held {
+            self.place(dts, au, params);
+        }
+    }
+
+    /// One access unit into the running stream (and the recording).
+    fn place(&mut self, dts: u64, au: AccessUnit, params: Option<(Bytes, Bytes)>) {
+        if let (true, Some(params)) = (au.keyframe, params)
             && self
                 .stream
                 .as_ref()
@@ -259,7 +294,9 @@ impl Tap {
             Some(video_init),
             audio_init,
         ));
-        self.app.hls.publish(self.room.name(), hls.clone());
+        if self.app.config.hls {
+            self.app.hls.publish(self.room.name(), hls.clone());
+        }
         tracing::info!(
             room = self.room.name(),
             stream = format!("{:08x}", hls.stream_id()),
@@ -388,6 +425,9 @@ impl Tap {
         source.depacketizer.flush();
         while let Some(au) = self.source.as_mut().and_then(|s| s.depacketizer.poll()) {
             self.on_access_unit(au);
+        }
+        if !self.held.is_empty() {
+            self.start_held();
         }
         if let Some(stream) = self.stream.as_mut() {
             stream.segmenter.flush();
