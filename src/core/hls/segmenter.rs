@@ -163,22 +163,32 @@ impl Cutter {
             self.discontinuity = std::mem::take(&mut self.next_discontinuity);
         }
         self.end = time + u64::from(sample.duration);
-        out.push_back(SegmenterEvent::Sample {
-            rendition: self.rendition,
-            decode_time: time,
-            sample: sample.clone(),
-        });
         self.samples.push(sample);
     }
 
-    /// Closing now keeps the part within the target: the next sample (assumed as long as the
-    /// last) would overrun it.
-    fn part_due(&self) -> bool {
-        let Some(last) = self.samples.last() else {
-            return false;
-        };
+    /// A sample of `duration` would make the part in progress longer than PART-TARGET: the
+    /// part must end before it (§4.4.4.9). Exact, since a sample is placed only once its
+    /// duration is known.
+    fn overflows(&self, duration: u64) -> bool {
+        !self.samples.is_empty() && self.end - self.part_start + duration > self.part_target
+    }
+
+    /// When ending the part now would leave it under 85 % of PART-TARGET (and it is not
+    /// independent), how much to lengthen its last sample to reach that floor, taken from
+    /// the next sample of `next` duration (it then shows that much later: a few ms, once).
+    fn floor_shift(&self, next: u64) -> Option<u64> {
+        let first = self.samples.first()?;
+        let floor = (self.part_target * 85).div_ceil(100);
         let d = self.end - self.part_start;
-        d >= self.part_target || d + u64::from(last.duration) > self.part_target
+        let shift = floor.checked_sub(d).filter(|s| *s > 0)?;
+        (!first.sync && shift < next).then_some(shift)
+    }
+
+    fn extend_last(&mut self, shift: u64) {
+        if let Some(last) = self.samples.last_mut() {
+            last.duration += shift as u32;
+            self.end += shift;
+        }
     }
 
     fn close_part(&mut self, msn: u64, out: &mut VecDeque<SegmenterEvent>) -> bool {
@@ -187,6 +197,16 @@ impl Cutter {
         }
         let samples = std::mem::take(&mut self.samples);
         let independent = samples[0].sync;
+        // The recorder gets the samples with their final durations.
+        let mut time = self.part_start;
+        for sample in &samples {
+            out.push_back(SegmenterEvent::Sample {
+                rendition: self.rendition,
+                decode_time: time,
+                sample: sample.clone(),
+            });
+            time += u64::from(sample.duration);
+        }
         self.sequence = self.sequence.wrapping_add(1);
         let run = TrackRun {
             track_id: self.track_id,
@@ -354,28 +374,15 @@ impl Segmenter {
         let Some(previous) = self.pending.take() else {
             return;
         };
-        let duration = (dts - previous.dts).min(MAX_FRAME_DURATION);
+        // A pause longer than a part leaves a gap rather than an overlong part.
+        let duration = (dts - previous.dts).min(self.max_frame_duration());
         self.frame_duration = duration;
+        self.place_video(previous, duration);
+        // Audio up to this frame can go: the next boundary is at it.
         self.watermark = Some(dts);
         self.release_audio(false);
-        self.place_video(previous, duration);
-
-        // The boundary before this frame: a segment, a part, or nothing.
-        let segment = dts - self.segment_start;
-        let target = us_to(VIDEO_TIMESCALE, self.timing.segment_target);
-        let hard_limit = (self.timing.target_duration * 2 + 1) * u64::from(VIDEO_TIMESCALE) / 2;
-        if keyframe && segment >= target / 2 {
-            self.cut_segment(dts);
-        } else if segment + duration >= hard_limit {
-            // No IDR in time: keep EXTINF within TARGETDURATION anyway (§6.2.1).
-            self.stats.forced_cuts += 1;
-            self.cut_segment(dts);
-        } else if let Some(video) = self.video.as_mut()
-            && video.part_due()
-        {
-            video.close_part(self.msn, &mut self.out);
-        }
         if !keyframe {
+            let target = us_to(VIDEO_TIMESCALE, self.timing.segment_target);
             let lead = us_to(VIDEO_TIMESCALE, self.timing.part_target);
             if dts - self.segment_start + lead >= target {
                 self.want_keyframe(dts);
@@ -386,6 +393,10 @@ impl Segmenter {
             data,
             keyframe,
         });
+    }
+
+    fn max_frame_duration(&self) -> u64 {
+        us_to(VIDEO_TIMESCALE, self.timing.part_target).min(MAX_FRAME_DURATION)
     }
 
     /// One Opus packet at `pts` (48 kHz media timeline).
@@ -444,12 +455,38 @@ impl Segmenter {
         self.segment_start = self.timeline_end();
     }
 
+    /// Places `frame`, whose duration is now known, after deciding the boundary before it:
+    /// a new segment (an IDR once half the target is reached, or any frame before EXTINF
+    /// would round above TARGETDURATION, §6.2.1), a new part, or nothing.
     fn place_video(&mut self, frame: Pending, duration: u64) {
+        self.watermark = Some(frame.dts);
+        self.release_audio(false);
+        let segment = frame.dts.saturating_sub(self.segment_start);
+        let target = us_to(VIDEO_TIMESCALE, self.timing.segment_target);
+        let hard_limit = (self.timing.target_duration * 2 + 1) * u64::from(VIDEO_TIMESCALE) / 2;
+        let in_segment = self.video.as_ref().is_some_and(|v| v.in_segment);
+        let (mut time, mut duration) = (frame.dts, duration);
+        if in_segment && frame.keyframe && segment >= target / 2 {
+            self.cut_segment(frame.dts);
+        } else if in_segment && segment + duration >= hard_limit {
+            // No IDR in time: keep EXTINF within TARGETDURATION anyway.
+            self.stats.forced_cuts += 1;
+            self.cut_segment(frame.dts);
+        } else if let Some(video) = self.video.as_mut()
+            && video.overflows(duration)
+        {
+            if let Some(shift) = video.floor_shift(duration) {
+                video.extend_last(shift);
+                time += shift;
+                duration -= shift;
+            }
+            video.close_part(self.msn, &mut self.out);
+        }
         let msn = self.msn;
         if let Some(video) = self.video.as_mut() {
             video.add(
                 msn,
-                frame.dts,
+                time,
                 Sample {
                     duration: duration as u32,
                     data: frame.data,
@@ -500,10 +537,10 @@ impl Segmenter {
             return;
         }
         for s in self.audio_timeline.fill_until(at * 8 / 15) {
-            audio.add(msn, s.pts, opus_sample(s), &mut self.out);
-            if audio.part_due() {
+            if audio.overflows(u64::from(s.duration)) {
                 audio.close_part(msn, &mut self.out);
             }
+            audio.add(msn, s.pts, opus_sample(s), &mut self.out);
         }
     }
 
@@ -535,8 +572,7 @@ impl Segmenter {
                 self.started = true;
                 self.segment_start = pts;
             }
-            audio.add(msn, s.pts, opus_sample(s), &mut self.out);
-            if audio.part_due() {
+            if audio.overflows(u64::from(s.duration)) {
                 audio.close_part(msn, &mut self.out);
                 let segment = audio_to_90k(audio.end) - self.segment_start;
                 if audio_only && segment >= us_to(VIDEO_TIMESCALE, self.timing.segment_target) {
@@ -545,6 +581,10 @@ impl Segmenter {
                     self.msn += 1;
                     self.segment_start = audio_to_90k(end);
                 }
+            }
+            let msn = self.msn;
+            if let Some(audio) = self.audio.as_mut() {
+                audio.add(msn, s.pts, opus_sample(s), &mut self.out);
             }
         }
     }

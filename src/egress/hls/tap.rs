@@ -33,6 +33,9 @@ fn unix_ms() -> u64 {
         .unwrap_or(0)
 }
 
+/// SPS and PPS, NAL headers included.
+type ParameterSets = (Bytes, Bytes);
+
 /// One publisher session as the tap sees it.
 struct Source {
     id: u64,
@@ -50,7 +53,7 @@ struct Stream {
     hls: Arc<HlsStream>,
     segmenter: Segmenter,
     /// SPS and PPS of the current video init.
-    params: Option<(Bytes, Bytes)>,
+    params: Option<ParameterSets>,
     has_audio: bool,
 }
 
@@ -67,7 +70,7 @@ struct Tap {
     /// Nobody is live since then.
     idle_since: Option<Instant>,
     /// Video of a stream about to start, held until it is known whether audio comes.
-    held: Vec<(u64, AccessUnit, Option<(Bytes, Bytes)>)>,
+    held: Vec<(u64, AccessUnit, Option<ParameterSets>)>,
 }
 
 /// Runs the tap until the room is dropped or the server shuts down.
@@ -256,7 +259,7 @@ impl Tap {
     }
 
     /// One access unit into the running stream (and the recording).
-    fn place(&mut self, dts: u64, au: AccessUnit, params: Option<(Bytes, Bytes)>) {
+    fn place(&mut self, dts: u64, au: AccessUnit, params: Option<ParameterSets>) {
         if let (true, Some(params)) = (au.keyframe, params)
             && self
                 .stream
