@@ -151,6 +151,8 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         );
         println!("  studio (go live): {base}/studio/{room}?token={token}");
         println!("  watch:            {base}/watch/{room}");
+        println!("  live (LL-HLS):    {base}/live/{room}");
+        println!("  recordings:       {base}/recordings");
         println!("  WHIP for OBS/FFmpeg: {base}/whip/{room}  (Bearer token above)");
         wait_for_signal().await;
         server.shutdown().await;
