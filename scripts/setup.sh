@@ -43,7 +43,7 @@ fi
 
 # The interop tests' independent WebRTC stack (aiortc) in its own virtualenv, reinstalled only
 # when requirements.txt changed.
-venv=tests/interop/.venv
+venv=target/interop-venv
 reqs=tests/interop/requirements.txt
 if [ ! -x "$venv/bin/python" ] || ! cmp -s "$reqs" "$venv/.onair-reqs"; then
   echo "setup: installing interop test packages"

@@ -15,6 +15,6 @@ echo "== cargo test"
 cargo build --workspace --bins
 cargo test --workspace
 echo "== interop tests (aiortc)"
-ONAIR_BIN="$PWD/target/debug/onair" tests/interop/.venv/bin/python -m pytest -q tests/interop
+ONAIR_BIN="$PWD/target/debug/onair" target/interop-venv/bin/python -m pytest -q tests/interop
 echo "== browser tests"
 ONAIR_BIN="$PWD/target/debug/onair" node --test tests/browser/

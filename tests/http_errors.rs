@@ -275,3 +275,26 @@ async fn health_and_empty_room_list() {
     assert_eq!(rooms["rooms"], serde_json::json!([]));
     s.stop().await;
 }
+
+#[tokio::test]
+async fn whep_checks_a_token_when_one_is_sent() {
+    let s = TestServer::start().await;
+    let url = s.url("/whep/demo");
+    let offer = fixture("offer-vp8-only.sdp");
+    let r = post_sdp(
+        &url,
+        Some("Bearer not-a-jwt"),
+        "application/sdp",
+        offer.clone(),
+    )
+    .await;
+    assert_error(r, 401, "invalid_token").await;
+    let other = s.bearer("elsewhere", Role::Viewer, "v");
+    let r = post_sdp(&url, Some(&other), "application/sdp", offer.clone()).await;
+    assert_error(r, 403, "wrong_room").await;
+    // A valid viewer token for the room passes auth (and then meets the codec check).
+    let mine = s.bearer("demo", Role::Viewer, "v");
+    let r = post_sdp(&url, Some(&mine), "application/sdp", offer).await;
+    assert_error(r, 406, "unsupported_codec").await;
+    s.stop().await;
+}
