@@ -11,9 +11,12 @@ need=()
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
+command -v curl >/dev/null 2>&1 || need+=(curl)  # tests/tls.rs: curl --http2
 command -v ffprobe >/dev/null 2>&1 || need+=(ffmpeg)
 pkg-config --exists opus 2>/dev/null || need+=(libopus-dev)
 command -v node >/dev/null 2>&1 || need+=(nodejs npm)
+# coturn: the TURN test shows onair-minted credentials allocate on a real coturn too.
+command -v turnserver >/dev/null 2>&1 || need+=(coturn)
 # GStreamer 1.22 webrtcbin (an RSA-certificate WHIP publisher) for the interop test.
 gst_probe='import gi
 gi.require_version("Gst", "1.0"); gi.require_version("GstWebRTC", "1.0"); gi.require_version("GstSdp", "1.0")

@@ -14,6 +14,7 @@ cargo clippy --workspace --all-targets -- -D warnings
 echo "== cargo test"
 cargo build --workspace --bins
 cargo test --workspace
+echo "== fuzz targets (stable runner)" && cargo run -q -p onair-fuzz --bin fuzz-stable -- --seconds 4
 echo "== interop tests (aiortc)"
 ONAIR_BIN="$PWD/target/debug/onair" target/interop-venv/bin/python -m pytest -q tests/interop
 echo "== browser tests"

@@ -15,6 +15,13 @@ use std::time::Duration;
 pub struct Config {
     /// HTTP listen address for WHIP, WHEP, the API and the pages.
     pub http: SocketAddr,
+    /// HTTPS listen address: HTTP/2 and HTTP/1.1 over TLS for every route (`"off"` disables).
+    #[serde(with = "crate::http::tls::optional_addr")]
+    pub https: Option<SocketAddr>,
+    /// The HTTPS certificate (`[tls]`); a development certificate is made without one.
+    pub tls: crate::http::tls::TlsConfig,
+    /// When idle HTTP connections are closed, on both listeners (`[http_timeouts]`).
+    pub http_timeouts: crate::http::listener::HttpTimeouts,
     /// UDP ports for media. Each PeerConnection takes one port of this range (webrtc 0.21 has
     /// no single-port mux), so the range bounds how many sessions can run at once; open it in
     /// the firewall.
@@ -30,14 +37,22 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// HS256 secret for tokens. When absent, one is created in `data_dir` on first start.
     pub jwt_secret: Option<String>,
+    /// Private rooms (`[access]` in `onair.toml`).
+    pub access: crate::auth::AccessConfig,
+    /// Admission limits (`[limits]`): sessions per IP, viewers per room, rooms.
+    pub limits: crate::http::limits::LimitsConfig,
     /// STUN/TURN servers handed to clients in WHIP/WHEP `Link` headers (RFC 9725 §4.6).
     pub ice_servers: Vec<IceServer>,
+    /// The embedded TURN server (`[turn]`), handed to clients in WHIP/WHEP `Link` headers.
+    pub turn: onair_turn::TurnConfig,
     /// The room named in the ready-to-open links printed at start.
     pub demo_room: String,
     /// How long an empty room (no publisher, no viewer) is kept before it is dropped.
     pub room_grace_secs: u64,
     /// Packets queued per viewer and track before packets are dropped for that viewer.
     pub viewer_queue: usize,
+    /// Guests on stage (`[stage]` in `onair.toml`).
+    pub stage: crate::room::StageConfig,
     /// Minimum interval between keyframe requests (PLI) sent to a publisher, per track.
     pub pli_interval_ms: u64,
     /// A session whose ICE/DTLS has not connected by then is closed.
@@ -48,10 +63,15 @@ pub struct Config {
     pub hls: bool,
     /// Record every broadcast to `<data_dir>/recordings/`.
     pub recordings: bool,
+    /// The room composite for LL-HLS and recordings (`[composite]`): guests on stage composed
+    /// into one picture and one mixed audio track.
+    pub composite: crate::egress::composite::CompositeConfig,
     /// hls.js for the live page, served at `/vendor/hls.min.js`: a file (e.g.
     /// `node_modules/hls.js/dist/hls.min.js`) or an `https://` URL to redirect to. Without it
     /// the live page uses the browser's own HLS (Safari) or explains what is missing.
     pub hls_js: Option<String>,
+    /// Webhooks (`[webhooks]` in `onair.toml`): signed event POSTs to operator endpoints.
+    pub webhooks: crate::ops::WebhookConfig,
     /// Chat limits (`[chat]` in `onair.toml`).
     pub chat: crate::core::chat::ChatLimits,
 }
@@ -60,6 +80,9 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             http: SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 8080),
+            https: Some(crate::http::tls::DEFAULT_HTTPS),
+            tls: crate::http::tls::TlsConfig::default(),
+            http_timeouts: crate::http::listener::HttpTimeouts::default(),
             udp_ports: PortRange {
                 first: 50000,
                 last: 51999,
@@ -69,16 +92,22 @@ impl Default for Config {
             ice_lite: true,
             data_dir: PathBuf::from("./data"),
             jwt_secret: None,
+            access: crate::auth::AccessConfig::default(),
+            limits: crate::http::limits::LimitsConfig::default(),
             ice_servers: Vec::new(),
+            turn: onair_turn::TurnConfig::default(),
             demo_room: "demo".to_owned(),
             room_grace_secs: 30,
             viewer_queue: 512,
+            stage: crate::room::StageConfig::default(),
             pli_interval_ms: 500,
-            connect_timeout_secs: 20,
+            connect_timeout_secs: 10,
             retransmit_cache: 1024,
             hls: true,
             recordings: true,
+            composite: crate::egress::composite::CompositeConfig::default(),
             hls_js: None,
+            webhooks: crate::ops::WebhookConfig::default(),
             chat: crate::core::chat::ChatLimits::default(),
         }
     }
@@ -180,6 +209,8 @@ pub enum ConfigError {
 pub struct Overrides {
     /// `--http`
     pub http: Option<SocketAddr>,
+    /// `--https` (`Some(None)`: `off`)
+    pub https: Option<Option<SocketAddr>>,
     /// `--udp-ports`
     pub udp_ports: Option<PortRange>,
     /// `--udp-host`
@@ -223,6 +254,9 @@ impl Config {
     }
 
     fn apply(&mut self, o: Overrides) {
+        if let Some(v) = o.https {
+            self.https = v;
+        }
         if let Some(v) = o.http {
             self.http = v;
         }
@@ -246,11 +280,13 @@ impl Config {
     /// Checks values that serde cannot: ranges and consistency.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let invalid = |m: &str| Err(ConfigError::Invalid(m.to_owned()));
+        self.stage.validate().map_err(ConfigError::Invalid)?;
         if let Some(secret) = &self.jwt_secret
             && secret.len() < 16
         {
             return invalid("jwt_secret must be at least 16 characters");
         }
+        self.access.validate().map_err(ConfigError::Invalid)?;
         if !crate::room::is_valid_room_name(&self.demo_room) {
             return invalid("demo_room must be 1-64 characters of [A-Za-z0-9_-]");
         }
@@ -261,9 +297,16 @@ impl Config {
             return invalid("retransmit_cache must be within 16..=32768 packets");
         }
         self.chat.validate().map_err(ConfigError::Invalid)?;
+        self.tls.validate().map_err(ConfigError::Invalid)?;
+        self.http_timeouts
+            .validate()
+            .map_err(ConfigError::Invalid)?;
+        self.composite.validate().map_err(ConfigError::Invalid)?;
+        self.webhooks.validate().map_err(ConfigError::Invalid)?;
         if self.connect_timeout_secs == 0 {
             return invalid("connect_timeout_secs must be at least 1");
         }
+        self.turn.validate().map_err(ConfigError::Invalid)?;
         for server in &self.ice_servers {
             if server.urls.is_empty() {
                 return invalid("every ice_servers entry needs at least one url");

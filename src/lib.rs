@@ -9,6 +9,8 @@ pub mod core;
 pub mod egress;
 pub mod http;
 pub mod ingest;
+pub mod ops;
 pub mod peer;
 pub mod room;
 pub mod server;
+pub mod stage;

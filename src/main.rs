@@ -49,6 +49,9 @@ struct ServeArgs {
     /// HTTP listen address.
     #[arg(long, env = "ONAIR_HTTP")]
     http: Option<SocketAddr>,
+    /// HTTPS listen address (HTTP/2 + HTTP/1.1), or `off`. Default 0.0.0.0:8443.
+    #[arg(long, env = "ONAIR_HTTPS")]
+    https: Option<onair::http::tls::HttpsAddr>,
     /// UDP port range for media, FIRST-LAST.
     #[arg(long, env = "ONAIR_UDP_PORTS")]
     udp_ports: Option<PortRange>,
@@ -68,11 +71,14 @@ struct TokenArgs {
     #[command(flatten)]
     common: CommonArgs,
     /// Room name, or `*` for every room.
-    #[arg(long)]
-    room: String,
+    #[arg(long, required_unless_present = "admin")]
+    room: Option<String>,
     /// broadcaster, guest, moderator or viewer.
+    #[arg(long, required_unless_present = "admin")]
+    role: Option<Role>,
+    /// An admin token (every room, every action, the admin API).
     #[arg(long)]
-    role: Role,
+    admin: bool,
     /// Display name.
     #[arg(long)]
     name: String,
@@ -94,6 +100,7 @@ fn load_config(common: &CommonArgs, serve: Option<&ServeArgs>) -> anyhow::Result
     };
     if let Some(s) = serve {
         overrides.http = s.http;
+        overrides.https = s.https.map(|h| h.0);
         overrides.udp_ports = s.udp_ports;
         overrides.udp_host = s.udp_host;
         overrides.public_ip = s.public_ip;
@@ -111,8 +118,9 @@ fn main() -> anyhow::Result<()> {
 }
 
 fn token(args: TokenArgs) -> anyhow::Result<()> {
+    let room = args.room.clone().unwrap_or_else(|| "*".to_owned());
     anyhow::ensure!(
-        args.room == "*" || onair::room::is_valid_room_name(&args.room),
+        room == "*" || onair::room::is_valid_room_name(&room),
         "--room must be `*` or 1-64 characters of A-Z, a-z, 0-9, '-' and '_'"
     );
     let config = load_config(&args.common, None)?;
@@ -121,7 +129,12 @@ fn token(args: TokenArgs) -> anyhow::Result<()> {
     let sub = args
         .sub
         .unwrap_or_else(|| args.name.to_lowercase().replace(' ', "-"));
-    let token = TokenKeys::new(&secret).mint_for(&args.room, args.role, &sub, &args.name, args.ttl);
+    let keys = TokenKeys::new(&secret);
+    let token = match args.role {
+        _ if args.admin => keys.mint_admin(&sub, &args.name, args.ttl),
+        Some(role) => keys.mint_for(&room, role, &sub, &args.name, args.ttl),
+        None => anyhow::bail!("--role is required (or --admin)"),
+    };
     println!("{token}");
     Ok(())
 }
@@ -154,6 +167,12 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         println!("  live (LL-HLS):    {base}/live/{room}");
         println!("  recordings:       {base}/recordings");
         println!("  WHIP for OBS/FFmpeg: {base}/whip/{room}  (Bearer token above)");
+        if let Some(secure) = server.https_base_url() {
+            // Phones and other machines need HTTPS (a secure context) for the camera.
+            println!("  over HTTPS (HTTP/2; camera on other machines):");
+            println!("    {secure}/studio/{room}?token={token}");
+            println!("    {secure}/watch/{room}   {secure}/live/{room}");
+        }
         wait_for_signal().await;
         server.shutdown().await;
         Ok(())

@@ -30,11 +30,18 @@ pub enum StartError {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// HTTPS could not start (address or certificate).
+    #[error("{0}")]
+    Https(String),
+    /// The embedded TURN server could not start (secret or ports).
+    #[error("TURN: {0}")]
+    Turn(String),
 }
 
 /// A running server.
 pub struct Server {
     addr: SocketAddr,
+    https_addr: Option<SocketAddr>,
     app: App,
     stop: CancellationToken,
     http: JoinHandle<std::io::Result<()>>,
@@ -59,6 +66,13 @@ impl Server {
             source,
         })?;
         let app = AppState::new(config, &secret);
+        if let Some(turn) = crate::peer::offer::start_turn(&app.config)
+            .await
+            .map_err(StartError::Turn)?
+        {
+            let _ = app.turn.set(turn);
+        }
+        let _ = app.recordings.ops.set(app.ops.clone());
         let stop = CancellationToken::new();
 
         if app.recordings.enabled() {
@@ -79,16 +93,23 @@ impl Server {
             }
         });
 
-        let http_stop = stop.clone();
-        let service = router(app.clone());
-        let http = tokio::spawn(async move {
-            axum::serve(listener, service)
-                .with_graceful_shutdown(async move { http_stop.cancelled().await })
-                .await
-        });
-        tracing::info!(%addr, "onair listening");
+        let https = crate::http::tls::start_https(&app.config, stop.clone())
+            .await
+            .map_err(StartError::Https)?;
+        let https_addr = https.as_ref().and_then(|h| h.listener.local_addr().ok());
+        // Both listeners put the peer address in `ConnectInfo` (per-IP limits, `http::limits`).
+        let timeouts = &app.config.http_timeouts;
+        let http = crate::http::listener::spawn(
+            listener,
+            https,
+            router(app.clone()),
+            timeouts,
+            stop.clone(),
+        );
+        tracing::info!(%addr, ?https_addr, "onair listening");
         Ok(Self {
             addr,
+            https_addr,
             app,
             stop,
             http,
@@ -113,6 +134,22 @@ impl Server {
         format!("http://{host}:{}", self.addr.port())
     }
 
+    /// The bound HTTPS address, when HTTPS runs.
+    pub fn https_addr(&self) -> Option<SocketAddr> {
+        self.https_addr
+    }
+
+    /// `https://HOST:PORT` like [`Server::base_url`], when HTTPS runs.
+    pub fn https_base_url(&self) -> Option<String> {
+        let a = self.https_addr?;
+        let host = match a {
+            _ if a.ip().is_unspecified() => "localhost".to_owned(),
+            SocketAddr::V4(v4) => v4.ip().to_string(),
+            SocketAddr::V6(v6) => format!("[{}]", v6.ip()),
+        };
+        Some(format!("https://{host}:{}", a.port()))
+    }
+
     /// Shared state (tests mint tokens and inspect rooms through it).
     pub fn app(&self) -> &App {
         &self.app
@@ -125,6 +162,8 @@ impl Server {
             sessions = sessions.len(),
             "shutting down: closing every session"
         );
+        // WebSocket chats get a close frame (1001) instead of a dropped connection.
+        self.app.chat.shutdown();
         // Taps end their playlists and hand their recordings to be finalised.
         self.app.hls.shutdown();
         self.app.tasks.close();
@@ -133,6 +172,11 @@ impl Server {
             .is_err()
         {
             tracing::warn!("some sessions did not close within 5 s");
+        }
+        // participant_left, room_finished and recording_ready of the sessions just closed.
+        self.app.ops.drain(Duration::from_secs(3)).await;
+        if let Some(turn) = self.app.turn.get() {
+            turn.shutdown().await;
         }
         self.stop.cancel();
         match tokio::time::timeout(Duration::from_secs(5), self.http).await {

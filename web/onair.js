@@ -51,15 +51,32 @@ export class OnairSession {
     await this.#negotiate();
   }
 
-  /** WHEP: receives video and audio; returns the MediaStream the tracks arrive on. `chat` adds the chat data channel. */
-  async play({ chat = false } = {}) {
+  /**
+   * WHEP: receives video and audio; returns the MediaStream of the first (slot 0) pair. `chat`
+   * adds the chat data channel; `slots` > 1 offers that many audio+video pairs (one per person
+   * on stage, see `this.tracks` by mid and the server's `stage` messages); `stage` adds a
+   * "stage" data channel that only carries `stage` messages (`this.stage`).
+   */
+  async play({ chat = false, slots = 1, stage = false } = {}) {
     const pc = this.#createPeerConnection();
     const stream = new MediaStream();
-    pc.addEventListener("track", (event) => stream.addTrack(event.track));
-    for (const kind of ["video", "audio"]) {
-      preferCodecs(pc.addTransceiver(kind, { direction: "recvonly" }), kind);
+    /** Received tracks by the mid of their m-section. */
+    this.tracks = new Map();
+    const first = [];
+    pc.addEventListener("track", (event) => {
+      this.tracks.set(event.transceiver.mid, event.track);
+      if (first.includes(event.transceiver)) stream.addTrack(event.track);
+      this.onTrack?.(event);
+    });
+    for (let i = 0; i < Math.max(1, slots); i += 1) {
+      for (const kind of ["video", "audio"]) {
+        const transceiver = pc.addTransceiver(kind, { direction: "recvonly" });
+        preferCodecs(transceiver, kind);
+        if (i === 0) first.push(transceiver);
+      }
     }
     if (chat) this.chat = pc.createDataChannel("chat"); // after the media: m=application comes last
+    if (stage) this.stage = pc.createDataChannel("stage");
     await this.#negotiate();
     return stream;
   }

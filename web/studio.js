@@ -1,5 +1,6 @@
 // onair web: studio page logic (device selection, preview, WHIP publish, viewer count, chat while live)
-import { OnairSession, fetchRoom, roomFromPath, tokenFromQuery, setStatus, showMessage } from "/web/onair.js";
+import { OnairSession, fetchRoom, roomFromPath, tokenFromQuery, setStatus, showMessage, errorFromResponse } from "/web/onair.js";
+import { StageGrid, systemText } from "/web/stage.js";
 import { mountChat } from "/web/chat.js";
 
 const $ = (id) => document.getElementById(id);
@@ -165,6 +166,7 @@ function onConnectionState(current, state) {
   if (session !== current) return;
   if (state === "connected") {
     setStatus(ui.status, "live", "live");
+    watchStage();
   } else if (state === "disconnected") {
     setStatus(ui.status, "connecting", "connection unstable…");
   } else if (state === "failed") {
@@ -178,9 +180,112 @@ async function endSession() {
   const current = session;
   session = null;
   chat?.detach(CHAT_OFFLINE);
+  stopWatchingStage();
   ui.goLive.disabled = !token;
   ui.stop.disabled = true;
   await current?.close();
+}
+
+// --- guests on stage ---------------------------------------------------------------------
+const STAGE_SLOTS = 5;
+let stageView = null; // WHEP session showing the guests (own media excluded by the server)
+let grid = null;
+
+/** Plays the guests: a multi-slot WHEP session whose "stage" channel lists who is where. */
+async function watchStage() {
+  if (stageView || !grid) return;
+  const view = new OnairSession(`/whep/${encodeURIComponent(room)}`, { token });
+  stageView = view;
+  try {
+    await view.play({ slots: STAGE_SLOTS, stage: true });
+    if (stageView === view) grid.attach(view, view.stage);
+  } catch (error) {
+    if (stageView === view) stageView = null;
+    showMessage(document.getElementById("stage-notices"), `Cannot show the guests: ${error.message}`);
+  }
+}
+
+function stopWatchingStage() {
+  const view = stageView;
+  stageView = null;
+  grid?.clear();
+  renderGuests([]);
+  view?.close();
+}
+
+/** The guest list with Mute/Remove; names are text, never HTML. */
+function renderGuests(participants) {
+  const list = document.getElementById("guest-list");
+  const rows = participants.filter((p) => p.role === "guest").map((p) => {
+    const li = document.createElement("li");
+    li.setAttribute("data-testid", "guest");
+    li.dataset.user = p.id;
+    const name = document.createElement("span");
+    name.textContent = p.muted ? `${p.name} (muted)` : p.name;
+    const mute = document.createElement("button");
+    mute.type = "button";
+    mute.textContent = p.muted ? "Unmute" : "Mute";
+    mute.setAttribute("data-testid", "guest-mute");
+    mute.addEventListener("click", () => control(p.id, p.muted ? "unmute" : "mute"));
+    const remove = document.createElement("button");
+    remove.type = "button";
+    remove.textContent = "Remove";
+    remove.setAttribute("data-testid", "guest-remove");
+    remove.addEventListener("click", () => control(p.id, "remove"));
+    li.append(name, mute, remove);
+    return li;
+  });
+  list.replaceChildren(...rows);
+}
+
+async function control(user, action) {
+  try {
+    const response = await fetch(`/api/rooms/${encodeURIComponent(room)}/stage/${encodeURIComponent(user)}`, {
+      method: "POST",
+      headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" },
+      body: JSON.stringify({ action }),
+    });
+    if (!response.ok) throw await errorFromResponse(response);
+  } catch (error) {
+    fail(`Could not ${action} the guest: ${error.message}`);
+  }
+}
+
+/** Asks the server for a guest invite (POST /api/rooms/{room}/invites) and shows the link. */
+async function invite() {
+  try {
+    const response = await fetch(`/api/rooms/${encodeURIComponent(room)}/invites`, {
+      method: "POST",
+      headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" },
+      body: "{}",
+    });
+    if (!response.ok) throw await errorFromResponse(response);
+    const body = await response.json();
+    const url = body.url ? new URL(body.url, location.href).href
+      : `${location.origin}/guest/${encodeURIComponent(room)}?token=${encodeURIComponent(body.token)}`;
+    const input = document.getElementById("invite-link");
+    input.value = url;
+    document.getElementById("invite-box").hidden = false;
+  } catch (error) {
+    fail(`Could not create an invite: ${error.message}`);
+  }
+}
+
+function initStage() {
+  grid = new StageGrid(document.getElementById("stage-grid"), {
+    muted: false,
+    onStage: (message) => renderGuests(message.participants),
+    onSystem: (message) => {
+      document.getElementById("stage-notices").textContent = systemText(message);
+    },
+  });
+  const inviteButton = document.getElementById("invite");
+  inviteButton.disabled = !token;
+  inviteButton.addEventListener("click", invite);
+  document.getElementById("copy-invite").addEventListener("click", () => {
+    const input = document.getElementById("invite-link");
+    navigator.clipboard?.writeText(input.value).catch(() => input.select());
+  });
 }
 
 async function stop() {
@@ -223,6 +328,7 @@ async function init() {
   ui.watchLink.href = watchUrl;
   ui.watchLink.textContent = watchUrl;
   if (!token) showTokenHelp();
+  initStage();
   if (token) chat = mountChat(ui.chat, { room, token, transport: "datachannel", idleText: CHAT_OFFLINE });
   pollViewers();
 

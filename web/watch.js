@@ -1,6 +1,7 @@
 // onair web: watch page logic (WHEP playback, waiting/live status, automatic reconnect, viewer count, chat)
 import { OnairSession, fetchRoom, roomFromPath, tokenFromQuery, setStatus, showMessage } from "/web/onair.js";
 import { mountChat } from "/web/chat.js";
+import { StageGrid, systemText } from "/web/stage.js";
 
 const $ = (id) => document.getElementById(id);
 const ui = {
@@ -14,7 +15,12 @@ const ui = {
   detail: $("detail"),
   roomName: $("room-name"),
   chat: $("chat"),
+  stageGrid: $("stage-grid"),
+  stageNotices: $("stage-notices"),
 };
+/** Audio+video pairs offered: the broadcaster and up to four guests (the server caps it). */
+const STAGE_SLOTS = 5;
+let grid = null; // the guests on stage beside the main picture
 
 const ROOM_POLL_MS = 2000;
 const TICK_MS = 500;
@@ -54,10 +60,11 @@ function connect() {
   });
   session = current;
   media = { frames: 0, audioPackets: 0, lastFrameAt: 0, lastAudioAt: 0 };
-  current.play({ chat: true }).then(
+  current.play({ chat: true, slots: STAGE_SLOTS }).then(
     (stream) => {
       if (session !== current) return;
       if (current.chat) chat?.attach(current.chat);
+      grid?.attach(current, current.chat);
       ui.video.srcObject = stream;
       ui.video.play().catch(() => {});
     },
@@ -188,6 +195,7 @@ async function pollRoom() {
 function toggleSound() {
   const unmuting = ui.video.muted;
   ui.video.muted = !unmuting;
+  grid?.setMuted(!unmuting);
   ui.unmute.textContent = unmuting ? "Mute" : "Unmute";
   ui.unmute.setAttribute("aria-pressed", String(unmuting));
   if (unmuting) {
@@ -216,6 +224,12 @@ function init() {
     onViewers: (count) => {
       chatCounts = true;
       ui.viewers.textContent = String(count);
+    },
+  });
+  grid = new StageGrid(ui.stageGrid, {
+    main: ui.video,
+    onSystem: (message) => {
+      ui.stageNotices.textContent = systemText(message);
     },
   });
   ui.unmute.addEventListener("click", toggleSound);

@@ -18,6 +18,7 @@ pub mod media;
 mod peer;
 pub mod probe;
 mod signaling;
+pub mod stage;
 pub mod whep;
 pub mod whip;
 

@@ -1,8 +1,10 @@
 //! Who may publish and watch (control plane, beside the media path): JWT claims, roles and the
 //! server secret. Pure except for reading/creating the secret file at start.
 
+pub mod policy;
 mod secret;
 
+pub use policy::{AccessConfig, Action, Deny, Subject, Visibility};
 pub use secret::load_or_create_secret;
 
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
@@ -109,6 +111,14 @@ pub enum AuthError {
     /// The role may not do this.
     #[error("a {0} token may not publish; use a broadcaster or guest token")]
     RoleMayNotPublish(Role),
+    /// The subject may not do this action ([`policy::decide`]).
+    #[error("{} may not {}", .0.as_str(), .1.as_str())]
+    Forbidden(Subject, Action),
+    /// The session belongs to someone else.
+    #[error(
+        "this session was created with another user's token; only its owner or an admin may change or end it"
+    )]
+    NotOwner,
 }
 
 impl AuthError {
@@ -119,7 +129,9 @@ impl AuthError {
             AuthError::Malformed | AuthError::Invalid => "invalid_token",
             AuthError::Expired => "token_expired",
             AuthError::WrongRoom => "wrong_room",
-            AuthError::RoleMayNotPublish(_) => "forbidden",
+            AuthError::RoleMayNotPublish(_) | AuthError::Forbidden(..) | AuthError::NotOwner => {
+                "forbidden"
+            }
         }
     }
 
@@ -138,6 +150,52 @@ pub struct TokenKeys {
     encoding: EncodingKey,
     decoding: DecodingKey,
     validation: Validation,
+    /// The server secret itself is an admin credential (`Authorization: Bearer <secret>`).
+    secret: std::sync::Arc<[u8]>,
+}
+
+/// Claims plus the optional `admin` flag, as found in a token.
+#[derive(Serialize, Deserialize)]
+struct TokenClaims {
+    #[serde(flatten)]
+    claims: Claims,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    admin: bool,
+}
+
+/// Who a request comes from, once its token (if any) is verified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Principal {
+    /// No token.
+    Anonymous,
+    /// A participant's token.
+    User(Claims),
+    /// A token with `"admin": true`, or the server secret.
+    Admin(Claims),
+}
+
+impl Principal {
+    /// The token's claims (an admin using the secret gets `sub` `admin`).
+    pub fn claims(&self) -> Option<&Claims> {
+        match self {
+            Principal::Anonymous => None,
+            Principal::User(c) | Principal::Admin(c) => Some(c),
+        }
+    }
+
+    /// The matrix row of this principal (room coverage is checked by [`TokenKeys::authorize`]).
+    pub fn subject(&self) -> Subject {
+        match self {
+            Principal::Anonymous => Subject::Anonymous,
+            Principal::User(c) => Subject::Role(c.role),
+            Principal::Admin(_) => Subject::Admin,
+        }
+    }
+
+    /// True for admins.
+    pub fn is_admin(&self) -> bool {
+        matches!(self, Principal::Admin(_))
+    }
 }
 
 impl TokenKeys {
@@ -150,6 +208,87 @@ impl TokenKeys {
             encoding: EncodingKey::from_secret(secret),
             decoding: DecodingKey::from_secret(secret),
             validation,
+            secret: secret.into(),
+        }
+    }
+
+    /// Mints an admin token (`"admin": true`, every room) for `sub`.
+    pub fn mint_admin(&self, sub: &str, name: &str, ttl_secs: u64) -> String {
+        let claims = TokenClaims {
+            claims: Claims {
+                sub: sub.to_owned(),
+                name: name.to_owned(),
+                room: "*".to_owned(),
+                role: Role::Broadcaster,
+                exp: unix_now() + ttl_secs,
+            },
+            admin: true,
+        };
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+            .expect("HS256 signing of serialisable claims cannot fail")
+    }
+
+    /// Verifies a raw token (no `Bearer`): the server secret, or a signed, unexpired JWT.
+    pub fn principal(&self, token: &str) -> Result<Principal, AuthError> {
+        if constant_time_eq(token.as_bytes(), &self.secret) {
+            return Ok(Principal::Admin(Claims {
+                sub: "admin".to_owned(),
+                name: "admin".to_owned(),
+                room: "*".to_owned(),
+                role: Role::Broadcaster,
+                exp: u64::MAX,
+            }));
+        }
+        use jsonwebtoken::errors::ErrorKind;
+        let data = jsonwebtoken::decode::<TokenClaims>(token, &self.decoding, &self.validation)
+            .map_err(|e| match e.kind() {
+                ErrorKind::ExpiredSignature => AuthError::Expired,
+                _ => AuthError::Invalid,
+            })?;
+        Ok(match data.claims.admin {
+            true => Principal::Admin(data.claims.claims),
+            false => Principal::User(data.claims.claims),
+        })
+    }
+
+    /// The one gate of every room-scoped route: verifies `token` (absent = anonymous), checks
+    /// that a participant's token covers `room`, then asks the matrix ([`policy::decide`]).
+    pub fn authorize(
+        &self,
+        token: Option<&str>,
+        room: &str,
+        visibility: Visibility,
+        action: Action,
+    ) -> Result<Principal, AuthError> {
+        let principal = match token {
+            None => Principal::Anonymous,
+            Some(t) => self.principal(t)?,
+        };
+        if let Principal::User(c) = &principal
+            && !c.covers_room(room)
+        {
+            return Err(AuthError::WrongRoom);
+        }
+        match policy::decide(principal.subject(), action, visibility) {
+            Ok(()) => Ok(principal),
+            Err(Deny::NeedToken) => Err(AuthError::Missing),
+            Err(Deny::Role) => match (action, principal.subject()) {
+                (Action::Publish, Subject::Role(r)) => Err(AuthError::RoleMayNotPublish(r)),
+                (_, who) => Err(AuthError::Forbidden(who, action)),
+            },
+        }
+    }
+
+    /// The gate of server-wide admin routes.
+    pub fn authorize_admin(&self, token: Option<&str>) -> Result<Principal, AuthError> {
+        let principal = match token {
+            None => Principal::Anonymous,
+            Some(t) => self.principal(t)?,
+        };
+        match policy::decide(principal.subject(), Action::Admin, Visibility::Private) {
+            Ok(()) => Ok(principal),
+            Err(Deny::NeedToken) => Err(AuthError::Missing),
+            Err(Deny::Role) => Err(AuthError::Forbidden(principal.subject(), Action::Admin)),
         }
     }
 
@@ -221,6 +360,24 @@ impl TokenKeys {
             }
         }
     }
+}
+
+/// Compares without an early exit, so timing does not reveal how much of the secret matched.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// The token of an `Authorization: Bearer <token>` header value: `Ok(None)` without a header,
+/// an error when the header is not a Bearer token.
+pub fn bearer_token(header: Option<&str>) -> Result<Option<&str>, AuthError> {
+    let Some(header) = header else {
+        return Ok(None);
+    };
+    let (scheme, token) = header.trim().split_once(' ').ok_or(AuthError::Malformed)?;
+    if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
+        return Err(AuthError::Malformed);
+    }
+    Ok(Some(token.trim()))
 }
 
 /// Seconds since the Unix epoch.
@@ -295,6 +452,70 @@ mod tests {
         );
         assert_eq!(k.verify("not.a.jwt").unwrap_err(), AuthError::Invalid);
         assert_eq!(k.verify(&k.mint(&claims)).unwrap(), claims);
+    }
+
+    #[test]
+    fn admins_are_the_secret_or_an_admin_token() {
+        let secret = b"0123456789abcdef0123456789abcdef";
+        let k = keys();
+        let by_secret = k.principal(std::str::from_utf8(secret).unwrap()).unwrap();
+        assert!(by_secret.is_admin());
+        assert!(
+            k.principal(&k.mint_admin("ops", "Ops", 60))
+                .unwrap()
+                .is_admin()
+        );
+        let user = k
+            .principal(&k.mint_for("a", Role::Broadcaster, "u", "U", 60))
+            .unwrap();
+        assert_eq!(user.subject(), Subject::Role(Role::Broadcaster));
+        assert!(k.principal("0123456789abcdef0123456789abcdeX").is_err());
+        let admin = k.mint_admin("ops", "Ops", 60);
+        assert!(k.authorize_admin(Some(&admin)).is_ok());
+        let viewer = k.mint_for("a", Role::Viewer, "v", "V", 60);
+        assert_eq!(
+            k.authorize_admin(Some(&viewer)).unwrap_err().code(),
+            "forbidden"
+        );
+        assert_eq!(k.authorize_admin(None).unwrap_err(), AuthError::Missing);
+    }
+
+    #[test]
+    fn authorize_checks_room_then_matrix() {
+        let k = keys();
+        let viewer_b = k.mint_for("b", Role::Viewer, "v", "V", 60);
+        let viewer_a = k.mint_for("a", Role::Viewer, "v", "V", 60);
+        let priv_ = Visibility::Private;
+        assert_eq!(
+            k.authorize(Some(&viewer_b), "a", priv_, Action::ViewHls)
+                .unwrap_err(),
+            AuthError::WrongRoom
+        );
+        assert!(
+            k.authorize(Some(&viewer_a), "a", priv_, Action::ViewHls)
+                .is_ok()
+        );
+        assert_eq!(
+            k.authorize(None, "a", priv_, Action::ViewHls).unwrap_err(),
+            AuthError::Missing
+        );
+        assert!(
+            k.authorize(None, "a", Visibility::Public, Action::ViewHls)
+                .is_ok()
+        );
+        assert_eq!(
+            k.authorize(Some(&viewer_a), "a", priv_, Action::Publish)
+                .unwrap_err(),
+            AuthError::RoleMayNotPublish(Role::Viewer)
+        );
+        let admin = k.mint_admin("ops", "Ops", 60);
+        assert!(
+            k.authorize(Some(&admin), "zzz", priv_, Action::Publish)
+                .is_ok()
+        );
+        assert_eq!(bearer_token(Some("Bearer  x ")).unwrap(), Some("x"));
+        assert_eq!(bearer_token(None).unwrap(), None);
+        assert!(bearer_token(Some("Basic x")).is_err());
     }
 
     #[test]

@@ -69,6 +69,10 @@ pub(crate) enum Command {
     Stats {
         reply: oneshot::Sender<HubStats>,
     },
+    /// A server-made frame for every connection (stage `system` and `speaker` events).
+    Broadcast {
+        frame: Frame,
+    },
 }
 
 /// A handle on a running hub.
@@ -126,6 +130,12 @@ impl HubHandle {
             return Ok(()); // the hub stopped, so it held no ban
         }
         answer.await.unwrap_or(Ok(()))
+    }
+
+    /// Queues `frame` for every connection of the room without waiting; false when the hub
+    /// is gone or its queue is full (the frame is dropped).
+    pub(crate) fn broadcast(&self, frame: Frame) -> bool {
+        self.tx.try_send(Command::Broadcast { frame }).is_ok()
     }
 
     /// The hub's counters, `None` if it stopped.
@@ -237,11 +247,33 @@ impl Hub {
                 self.apply(out);
             }
             Command::Message { conn, message } => {
+                let action = match &message {
+                    crate::core::chat::ClientMessage::Mod(command) => {
+                        Some(crate::ops::counters::mod_action(command))
+                    }
+                    _ => None,
+                };
                 let out = self.room.handle(conn, message, now);
+                if let Some(command) = action {
+                    let refused = matches!(
+                        out.as_slice(),
+                        [crate::core::chat::Output::Send {
+                            event: crate::core::chat::ServerEvent::Error { .. },
+                            ..
+                        }]
+                    );
+                    self.app.ops.counters.moderation(command, !refused);
+                }
                 self.apply(out);
             }
             Command::CheckBan { user, role, reply } => {
                 let _ = reply.send(self.room.check_ban(&user, role, now));
+            }
+            Command::Broadcast { frame } => {
+                let result = fan_out(&self.conns, &crate::core::chat::Audience::All, &frame);
+                if result.dropped > 0 {
+                    self.note_drops(result.dropped);
+                }
             }
             Command::Stats { reply } => {
                 let _ = reply.send(HubStats {
@@ -269,6 +301,9 @@ impl Hub {
                             | crate::core::chat::ServerEvent::Reaction { .. }
                     ) {
                         self.messages += 1;
+                        let reaction =
+                            matches!(event, crate::core::chat::ServerEvent::Reaction { .. });
+                        self.app.ops.counters.chat_sent(reaction);
                     }
                     let result = fan_out(&self.conns, &to, &frame);
                     if result.dropped > 0 {
@@ -284,6 +319,7 @@ impl Hub {
         // One warning per thousand drops keeps a stalled reader from flooding the log.
         let before = self.dropped / 1000;
         self.dropped += dropped;
+        self.app.ops.counters.chat_dropped(dropped);
         if self.dropped / 1000 != before || self.dropped == dropped {
             tracing::warn!(room = %self.name, dropped = self.dropped, "chat messages dropped for slow readers");
         }
@@ -351,7 +387,10 @@ impl Hub {
                 Command::CheckBan { reply, .. } => {
                     let _ = reply.send(Ok(()));
                 }
-                Command::Stats { .. } | Command::Leave { .. } | Command::Message { .. } => {}
+                Command::Stats { .. }
+                | Command::Leave { .. }
+                | Command::Message { .. }
+                | Command::Broadcast { .. } => {}
             }
         }
         self.log.close();

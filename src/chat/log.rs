@@ -2,6 +2,10 @@
 //! chat event is appended as one JSON line to `<data_dir>/chat/<room>/<started_ms>.jsonl`, next
 //! to the recording of the same broadcast. A writer task does the disk I/O; the hub only queues
 //! the already-serialised frames (a full queue or a disk error loses log lines, never chat).
+//!
+//! Format (version 1): the header `{"type":"log","version":1,"room","started"}`, then one
+//! public event a line with `"t"` (server Unix ms when it was sent) put first, and a last
+//! `{"t":…,"type":"end"}` when the broadcast ends cleanly. The recordings page replays it.
 
 use std::path::PathBuf;
 
@@ -17,9 +21,18 @@ const LOG_QUEUE: usize = 8192;
 pub struct ChatLog {
     dir: Option<PathBuf>,
     room: String,
-    tx: Option<mpsc::Sender<Frame>>,
+    tx: Option<mpsc::Sender<Line>>,
     dropped: u64,
 }
+
+/// One line for the writer: a serialised JSON object, stamped with `t` unless it is the header.
+struct Line {
+    t: Option<u64>,
+    frame: Frame,
+}
+
+/// The end marker's body (the writer puts `"t"` before it).
+const END: &str = r#"{"type":"end"}"#;
 
 /// The first line of every log file.
 #[derive(serde::Serialize)]
@@ -68,8 +81,14 @@ impl ChatLog {
         })
         .expect("the log header serialises");
         let (tx, rx) = mpsc::channel(LOG_QUEUE);
-        let _ = tx.try_send(Frame::from(header));
-        let _ = tx.try_send(state.clone());
+        let _ = tx.try_send(Line {
+            t: None,
+            frame: Frame::from(header),
+        });
+        let _ = tx.try_send(Line {
+            t: Some(now_ms),
+            frame: state.clone(),
+        });
         tracing::info!(room = %self.room, path = %path.display(), "writing the broadcast's chat log");
         tokio::spawn(write(path, rx));
         self.tx = Some(tx);
@@ -80,7 +99,11 @@ impl ChatLog {
         let Some(tx) = &self.tx else {
             return;
         };
-        if tx.try_send(frame.clone()).is_err() {
+        let line = Line {
+            t: Some(super::now_ms()),
+            frame: frame.clone(),
+        };
+        if tx.try_send(line).is_err() {
             self.dropped += 1;
             if self.dropped.is_power_of_two() {
                 tracing::warn!(room = %self.room, dropped = self.dropped, "chat log lines dropped (disk too slow or failing)");
@@ -88,22 +111,24 @@ impl ChatLog {
         }
     }
 
-    /// Ends the current file (the writer flushes what is queued).
+    /// Ends the current file with the end marker (the writer flushes what is queued).
     pub fn close(&mut self) {
-        self.tx = None;
+        if let Some(tx) = self.tx.take() {
+            let _ = tx.try_send(Line {
+                t: Some(super::now_ms()),
+                frame: Frame::from(END),
+            });
+        }
     }
 }
 
-async fn write(path: PathBuf, mut rx: mpsc::Receiver<Frame>) {
+async fn write(path: PathBuf, mut rx: mpsc::Receiver<Line>) {
     if let Err(e) = write_lines(&path, &mut rx).await {
         tracing::warn!(path = %path.display(), error = %e, "chat log stopped");
     }
 }
 
-async fn write_lines(
-    path: &std::path::Path,
-    rx: &mut mpsc::Receiver<Frame>,
-) -> std::io::Result<()> {
+async fn write_lines(path: &std::path::Path, rx: &mut mpsc::Receiver<Line>) -> std::io::Result<()> {
     if let Some(parent) = path.parent() {
         tokio::fs::create_dir_all(parent).await?;
     }
@@ -116,10 +141,61 @@ async fn write_lines(
     let mut batch = Vec::with_capacity(256);
     while rx.recv_many(&mut batch, 256).await > 0 {
         for line in batch.drain(..) {
-            out.write_all(line.as_bytes()).await?;
+            let text = line.frame.as_str();
+            match (line.t, text.strip_prefix('{')) {
+                // `{"t":N,` + the object's members; the events are never empty objects.
+                (Some(t), Some(rest)) if rest.trim_start().starts_with('"') => {
+                    out.write_all(format!("{{\"t\":{t},").as_bytes()).await?;
+                    out.write_all(rest.as_bytes()).await?;
+                }
+                _ => out.write_all(text.as_bytes()).await?,
+            }
             out.write_all(b"\n").await?;
         }
         out.flush().await?;
     }
     out.flush().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn lines_are_stamped_and_the_log_ends_with_a_marker() {
+        let dir =
+            std::env::temp_dir().join(format!("onair-chatlog-{:016x}", rand::random::<u64>()));
+        let mut log = ChatLog::new(Some(dir.clone()), "r");
+        log.open(1_000, &Frame::from(r#"{"type":"state","slow":0}"#));
+        log.line(&Frame::from(
+            r#"{"type":"chat","id":"a","text":"x \"{t\""}"#,
+        ));
+        log.close();
+        let path = ChatLog::path(&dir, "r", 1_000);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let lines: Vec<serde_json::Value> = loop {
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            if text.lines().count() == 4 {
+                break text
+                    .lines()
+                    .map(|l| serde_json::from_str(l).unwrap())
+                    .collect();
+            }
+            assert!(std::time::Instant::now() < deadline, "log: {text}");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        };
+        assert_eq!(
+            lines[0],
+            serde_json::json!({"type": "log", "version": 1, "room": "r", "started": 1000})
+        );
+        assert_eq!(
+            lines[1],
+            serde_json::json!({"t": 1000, "type": "state", "slow": 0})
+        );
+        assert_eq!(lines[2]["text"], "x \"{t\"");
+        assert!(lines[2]["t"].as_u64().unwrap() > 1_000);
+        assert_eq!(lines[3]["type"], "end");
+        assert!(lines[3]["t"].as_u64().unwrap() >= lines[2]["t"].as_u64().unwrap());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

@@ -66,6 +66,8 @@ pub struct ChatHubs {
     hubs: DashMap<String, HubHandle>,
     next_conn: AtomicU64,
     next_hub: AtomicU64,
+    /// Cancelled at server shutdown: WebSocket chats close with 1001 (going away).
+    closing: tokio_util::sync::CancellationToken,
 }
 
 impl Default for ChatHubs {
@@ -74,6 +76,7 @@ impl Default for ChatHubs {
             hubs: DashMap::new(),
             next_conn: AtomicU64::new(1),
             next_hub: AtomicU64::new(1),
+            closing: tokio_util::sync::CancellationToken::new(),
         }
     }
 }
@@ -103,6 +106,27 @@ impl ChatHubs {
         hub.check_ban(&user.id, chat_role(user.role))
             .await
             .map_err(|e| ApiError::new(StatusCode::FORBIDDEN, e.code(), e.to_string()))
+    }
+
+    /// Server shutdown: every WebSocket chat gets a close frame (1001, going away).
+    pub fn shutdown(&self) {
+        self.closing.cancel();
+    }
+
+    /// Cancelled when the server shuts down.
+    pub(crate) fn closing(&self) -> tokio_util::sync::CancellationToken {
+        self.closing.clone()
+    }
+
+    /// Sends a server-made JSON frame (stage `system`/`speaker` events, DESIGN.md §4
+    /// extended) to everyone in `room`'s chat, over both transports. Never waits; a room
+    /// without a chat hub has nobody to tell.
+    pub fn broadcast(&self, room: &str, json: String) {
+        if let Some(hub) = self.hubs.get(room).map(|h| h.clone())
+            && !hub.broadcast(Frame::from(json))
+        {
+            tracing::debug!(%room, "chat hub busy or gone: stage event dropped");
+        }
     }
 
     /// The counters of `room`'s chat, if it has one.

@@ -10,14 +10,14 @@ use axum::body::Bytes;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use futures::stream::SplitSink;
 use futures::{SinkExt, StreamExt};
 
 use super::conn::ConnRx;
 use super::{Joined, error_frame, identity, join};
-use crate::auth::AuthError;
+use crate::auth::Action;
 use crate::core::chat::Transport;
 use crate::http::{ApiError, App, valid_room};
 use crate::peer::session::SessionUser;
@@ -33,6 +33,8 @@ const IDLE: Duration = Duration::from_secs(75);
 const BATCH: usize = 64;
 /// Close code for a ban (RFC 6455 §7.4.1, policy violation).
 const CLOSE_POLICY: u16 = 1008;
+/// Close code at server shutdown (RFC 6455 §7.4.1, going away).
+const CLOSE_GOING_AWAY: u16 = 1001;
 
 /// `GET /ws/{room}`: upgrade to a chat connection.
 pub async fn get(
@@ -43,17 +45,11 @@ pub async fn get(
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
     valid_room(&room)?;
-    let token = query_token(query.as_deref()).or_else(|| bearer(&headers));
-    let user = match token {
-        Some(token) => {
-            let claims = app.keys.verify(&token)?;
-            if !claims.covers_room(&room) {
-                return Err(AuthError::WrongRoom.into());
-            }
-            SessionUser::from_claims(&claims)
-        }
-        None => SessionUser::anonymous(),
-    };
+    let principal = app.authorize(&headers, query.as_deref(), &room, Action::ChatRead)?;
+    let user = principal
+        .claims()
+        .map(SessionUser::from_claims)
+        .unwrap_or_else(SessionUser::anonymous);
     let upgrade = upgrade.map_err(|e| {
         ApiError::new(
             StatusCode::UPGRADE_REQUIRED,
@@ -67,49 +63,10 @@ pub async fn get(
         .on_upgrade(move |socket| serve(app, room, user, socket)))
 }
 
-/// The `token` parameter of a query string, percent-decoded.
-fn query_token(query: Option<&str>) -> Option<String> {
-    query?
-        .split('&')
-        .find_map(|pair| pair.strip_prefix("token="))
-        .map(percent_decode)
-        .filter(|t| !t.is_empty())
-}
-
-fn bearer(headers: &HeaderMap) -> Option<String> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.trim().split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| token.trim().to_owned())
-}
-
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let escaped = match (bytes[i], bytes.get(i + 1..i + 3)) {
-            (b'%', Some(hex)) if hex.iter().all(u8::is_ascii_hexdigit) => std::str::from_utf8(hex)
-                .ok()
-                .and_then(|h| u8::from_str_radix(h, 16).ok()),
-            _ => None,
-        };
-        match escaped {
-            Some(byte) => {
-                out.push(byte);
-                i += 3;
-            }
-            None => {
-                out.push(if bytes[i] == b'+' { b' ' } else { bytes[i] });
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 async fn serve(app: App, room: String, user: SessionUser, socket: WebSocket) {
+    // Shutdown waits (boundedly) for this connection's close frame.
+    let _task = app.tasks.token();
+    let closing = app.chat.closing();
     let (mut sink, mut stream) = socket.split();
     let joined = join(&app, &room, identity(&user), Transport::WebSocket).await;
     let Joined {
@@ -147,9 +104,31 @@ async fn serve(app: App, room: String, user: SessionUser, socket: WebSocket) {
             }
         }
     };
-    tokio::select! {
-        _ = reader => {}
-        _ = write(&mut sink, &mut rx) => {}
+    let ejectable = app.ejector.register(&room, &user.id);
+    let shutting_down = tokio::select! {
+        _ = reader => false,
+        _ = write(&mut sink, &mut rx) => false,
+        _ = closing.cancelled() => true,
+        _ = ejectable.ejected.cancelled() => false,
+    };
+    if ejectable.ejected.is_cancelled() {
+        // The admin API ended the room or kicked the user (RFC 6455 §7.4.1: policy).
+        let close = CloseFrame {
+            code: CLOSE_POLICY,
+            reason: "ended by an admin".into(),
+        };
+        let _ = sink.send(Message::Close(Some(close))).await;
+    }
+    if shutting_down {
+        let close = CloseFrame {
+            code: CLOSE_GOING_AWAY,
+            reason: "server shutting down".into(),
+        };
+        let _ = tokio::time::timeout(
+            Duration::from_secs(2),
+            sink.send(Message::Close(Some(close))),
+        )
+        .await;
     }
     hub.leave(conn).await;
     tracing::debug!(%room, user = %user.id, conn, "chat WebSocket left");
@@ -193,25 +172,5 @@ async fn write(sink: &mut SplitSink<WebSocket, Message>, rx: &mut ConnRx) {
                 }
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_token_comes_from_the_query_and_is_percent_decoded() {
-        assert_eq!(query_token(Some("token=a.b.c")), Some("a.b.c".into()));
-        assert_eq!(
-            query_token(Some("x=1&token=a%2Eb%2ec")),
-            Some("a.b.c".into())
-        );
-        assert_eq!(query_token(Some("token=")), None);
-        assert_eq!(query_token(Some("tokens=x")), None);
-        assert_eq!(query_token(None), None);
-        assert_eq!(percent_decode("%"), "%");
-        assert_eq!(percent_decode("a%zz%4"), "a%zz%4");
-        assert_eq!(percent_decode("%C3%A9+x"), "é x");
     }
 }

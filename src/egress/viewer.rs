@@ -1,7 +1,8 @@
-//! A WHEP viewer session (egress side of the media path): drains its own bounded queues from
-//! the room's hubs, holds video until a keyframe, rewrites SSRC/seq/ts/PT with an [`RtpMunger`]
-//! so publisher changes are seamless, and answers the viewer's RTCP (PLI/FIR upstream, NACKs
-//! from the track's retransmission cache).
+//! A WHEP viewer's outgoing tracks (egress side of the media path, hot path): each drains its
+//! own bounded queue from whichever participant's hub its slot shows, holds video until a
+//! keyframe, rewrites SSRC/seq/ts/PT with an [`RtpMunger`] so source switches are seamless,
+//! and answers the viewer's RTCP (PLI/FIR upstream, NACKs from the hub's retransmission
+//! cache). The session task that switches sources is [`super::viewer_session`].
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
@@ -12,16 +13,15 @@ use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication
 use rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
 use rtc::rtp;
 use tokio::sync::mpsc;
+use webrtc::media_stream::track_local::TrackLocal;
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
-use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
-use webrtc::peer_connection::RTCPeerConnectionState;
 use webrtc::rtp_transceiver::RtpSender;
 
 use crate::core::rtp::{KeyframeGate, MungerConfig, RtpMunger, nack_seqs};
-use crate::http::{ApiError, App};
-use crate::peer::session::Session;
-use crate::peer::{MIME_H264, MIME_OPUS, PeerEvent, PeerEvents};
-use crate::room::{MediaPacket, Room, TrackHub, TrackKind};
+use crate::core::stage::SlotMids;
+use crate::http::ApiError;
+use crate::peer::{MIME_H264, MIME_OPUS};
+use crate::room::{MediaPacket, TrackHub, TrackKind};
 
 /// Most packets re-sent for one NACK message; bounds the work a viewer can ask for.
 const MAX_RETRANSMIT_PER_NACK: usize = 64;
@@ -73,9 +73,8 @@ impl Outbound {
         })
     }
 
-    /// Subscribes to `hub`: from now on packets queue for this viewer.
-    pub fn attach(self, hub: Arc<TrackHub>) -> (ViewerTrack, mpsc::Receiver<Arc<MediaPacket>>) {
-        let subscription = hub.subscribe();
+    /// The outgoing track, attached to nothing yet.
+    pub fn into_track(self) -> ViewerTrack {
         let munger = RtpMunger::new(MungerConfig {
             out_ssrc: self.ssrc,
             out_pt: self.pt,
@@ -83,40 +82,121 @@ impl Outbound {
             first_seq: rand::random(),
             first_ts: rand::random(),
         });
-        let track = ViewerTrack {
+        ViewerTrack {
             track: self.track,
             kind: self.kind,
-            hub,
-            subscription_id: subscription.id,
-            dropped: subscription.dropped,
+            hub: None,
+            subscription_id: 0,
+            dropped: Arc::new(AtomicU64::new(0)),
             munger,
             gate: KeyframeGate::new(),
             keyframe_asked: None,
-        };
-        (track, subscription.rx)
+            last_source: 0,
+        }
     }
 }
 
-/// One outgoing track of a viewer, fed by its hub subscription.
+/// One slot's negotiated tracks and where they are in the SDP.
+pub struct SlotOut {
+    /// The slot's video track, if its offer had one.
+    pub video: Option<Outbound>,
+    /// The slot's audio track, if its offer had one.
+    pub audio: Option<Outbound>,
+    /// The slot's mids.
+    pub mids: SlotMids,
+}
+
+/// One slot of a viewer: a video and an audio track showing one participant at a time.
+pub struct Slot {
+    /// Video track.
+    pub video: Option<ViewerTrack>,
+    /// Audio track.
+    pub audio: Option<ViewerTrack>,
+    /// The slot's mids.
+    pub mids: SlotMids,
+}
+
+impl Slot {
+    /// A slot showing nobody yet.
+    pub fn new(out: SlotOut) -> Self {
+        Self {
+            video: out.video.map(Outbound::into_track),
+            audio: out.audio.map(Outbound::into_track),
+            mids: out.mids,
+        }
+    }
+
+    /// Drop counters of the slot's tracks.
+    pub fn dropped(&self) -> impl Iterator<Item = Arc<AtomicU64>> + '_ {
+        self.video
+            .iter()
+            .chain(self.audio.iter())
+            .map(ViewerTrack::dropped)
+    }
+}
+
+/// One outgoing track of a viewer, fed by its current hub subscription.
 pub struct ViewerTrack {
     track: Arc<TrackLocalStaticRTP>,
     kind: TrackKind,
-    hub: Arc<TrackHub>,
+    hub: Option<Arc<TrackHub>>,
     subscription_id: u64,
     dropped: Arc<AtomicU64>,
     munger: RtpMunger,
     gate: KeyframeGate,
     keyframe_asked: Option<(u64, Instant)>,
+    /// Source of the last packet sent: retransmissions from another source are skipped.
+    last_source: u64,
 }
 
 impl ViewerTrack {
-    /// This viewer's drop counter for this track.
+    /// This viewer's drop counter for this track (kept across source switches).
     pub fn dropped(&self) -> Arc<AtomicU64> {
         self.dropped.clone()
     }
 
+    /// The local track (for its RTCP events).
+    pub fn local(&self) -> Arc<TrackLocalStaticRTP> {
+        self.track.clone()
+    }
+
+    /// Switches this track to `hub` (or to nothing): leaves the old hub, subscribes to the
+    /// new one and, for video, waits for and asks for a keyframe of the new source. The
+    /// munger keeps the outgoing SSRC/seq/ts continuous across the switch.
+    pub fn switch(
+        &mut self,
+        hub: Option<Arc<TrackHub>>,
+        connected: bool,
+    ) -> Option<mpsc::Receiver<Arc<MediaPacket>>> {
+        self.detach();
+        self.gate.close();
+        self.keyframe_asked = None;
+        let hub = hub?;
+        let subscription = hub.subscribe_counted(self.dropped.clone());
+        self.subscription_id = subscription.id;
+        if connected && self.kind == TrackKind::Video {
+            hub.request_keyframe();
+        }
+        self.hub = Some(hub);
+        Some(subscription.rx)
+    }
+
+    /// Leaves the current hub.
+    pub fn detach(&mut self) {
+        if let Some(hub) = self.hub.take() {
+            hub.unsubscribe(self.subscription_id);
+        }
+    }
+
+    /// Asks the current source for a keyframe (video only).
+    pub fn request_keyframe(&self) {
+        if let Some(hub) = self.hub.as_ref().filter(|_| self.kind == TrackKind::Video) {
+            hub.request_keyframe();
+        }
+    }
+
     /// Forwards one packet: keyframe gate (video), rewrite, write.
-    async fn forward(&mut self, packet: &MediaPacket, connected: bool) {
+    pub async fn forward(&mut self, packet: &MediaPacket, connected: bool) {
         if !connected {
             // Nothing can be sent before DTLS is up; start at a keyframe once it is.
             self.gate.close();
@@ -137,6 +217,7 @@ impl ViewerTrack {
         else {
             return;
         };
+        self.last_source = packet.source;
         let rtp = rtp::Packet {
             header: rtp::Header {
                 version: 2,
@@ -149,8 +230,14 @@ impl ViewerTrack {
             },
             payload: packet.payload.clone(),
         };
-        if let Err(e) = self.track.write_rtp(rtp).await {
-            tracing::trace!(error = %e, "write_rtp to viewer failed");
+        let len = rtp.payload.len();
+        match self.track.write_rtp(rtp).await {
+            Ok(()) => {
+                if let Some(hub) = &self.hub {
+                    hub.count_sent(len);
+                }
+            }
+            Err(e) => tracing::trace!(error = %e, "write_rtp to viewer failed"),
         }
     }
 
@@ -164,25 +251,28 @@ impl ViewerTrack {
         };
         if due {
             self.keyframe_asked = Some((source, now));
-            self.hub.request_keyframe();
+            self.request_keyframe();
         }
     }
 
     /// Handles RTCP feedback the viewer sent about this track.
-    async fn on_rtcp(&mut self, packets: Vec<Box<dyn rtc::rtcp::Packet>>) {
+    pub async fn on_rtcp(&mut self, packets: Vec<Box<dyn rtc::rtcp::Packet>>) {
+        let Some(hub) = self.hub.clone() else {
+            return;
+        };
         for packet in packets {
             let any = packet.as_any();
             if any.is::<PictureLossIndication>() || any.is::<FullIntraRequest>() {
-                self.hub.request_keyframe();
+                hub.request_keyframe();
             } else if let Some(nack) = any.downcast_ref::<TransportLayerNack>() {
-                self.hub.count_nack();
-                self.retransmit(nack).await;
+                hub.count_nack();
+                self.retransmit(&hub, nack).await;
             }
         }
     }
 
-    /// RFC 4585 §6.2.1 Generic NACK, answered from the track's shared cache.
-    async fn retransmit(&mut self, nack: &TransportLayerNack) {
+    /// RFC 4585 §6.2.1 Generic NACK, answered from the hub's shared cache.
+    async fn retransmit(&mut self, hub: &TrackHub, nack: &TransportLayerNack) {
         let now = Instant::now();
         let mut sent = 0;
         for pair in &nack.nacks {
@@ -193,127 +283,12 @@ impl ViewerTrack {
                 let Some(src_seq) = self.munger.source_seq(out_seq) else {
                     continue;
                 };
-                if let Some(packet) = self.hub.cached(src_seq) {
+                if let Some(packet) = hub.cached(src_seq).filter(|p| p.source == self.last_source) {
                     self.send(&packet, now).await;
-                    self.hub.count_retransmit();
+                    hub.count_retransmit();
                     sent += 1;
                 }
             }
         }
     }
-}
-
-/// What a viewer task needs.
-pub struct ViewerCtx {
-    pub app: App,
-    pub room: Arc<Room>,
-    pub session: Arc<Session>,
-    pub video: Option<(ViewerTrack, mpsc::Receiver<Arc<MediaPacket>>)>,
-    pub audio: Option<(ViewerTrack, mpsc::Receiver<Arc<MediaPacket>>)>,
-    pub events: PeerEvents,
-}
-
-/// The next queued packet, or never when the viewer has no such track.
-async fn recv_packet(
-    rx: &mut Option<mpsc::Receiver<Arc<MediaPacket>>>,
-) -> Option<Arc<MediaPacket>> {
-    match rx {
-        Some(rx) => rx.recv().await,
-        None => std::future::pending().await,
-    }
-}
-
-/// The next RTCP event of a track, or never when the viewer has no such track.
-async fn recv_feedback(track: &Option<Arc<TrackLocalStaticRTP>>) -> Option<TrackLocalEvent> {
-    match track {
-        Some(t) => t.poll().await,
-        None => std::future::pending().await,
-    }
-}
-
-type Split = (
-    Option<ViewerTrack>,
-    Option<mpsc::Receiver<Arc<MediaPacket>>>,
-    Option<Arc<TrackLocalStaticRTP>>,
-);
-
-fn split(track: Option<(ViewerTrack, mpsc::Receiver<Arc<MediaPacket>>)>) -> Split {
-    match track {
-        Some((t, rx)) => {
-            let local = t.track.clone();
-            (Some(t), Some(rx), Some(local))
-        }
-        None => (None, None, None),
-    }
-}
-
-/// Runs until the session is ended (DELETE, shutdown) or the viewer's connection fails.
-pub async fn run(ctx: ViewerCtx) {
-    let ViewerCtx {
-        app,
-        room,
-        session,
-        video,
-        audio,
-        mut events,
-    } = ctx;
-    let (mut video, mut video_rx, video_local) = split(video);
-    let (mut audio, mut audio_rx, audio_local) = split(audio);
-    let cancel = session.cancel.clone();
-    let connect_deadline = tokio::time::sleep(app.config.connect_timeout());
-    tokio::pin!(connect_deadline);
-    let mut connected = false;
-    loop {
-        tokio::select! {
-            biased;
-            _ = cancel.cancelled() => break,
-            event = events.events.recv() => match event {
-                Some(PeerEvent::State(RTCPeerConnectionState::Connected)) => {
-                    connected = true;
-                    if let Some(v) = video.as_mut() {
-                        v.hub.request_keyframe();
-                    }
-                    tracing::debug!(session = %session.id, "viewer connected");
-                }
-                Some(PeerEvent::State(state @ (RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed))) => {
-                    tracing::info!(session = %session.id, %state, "viewer connection ended");
-                    break;
-                }
-                Some(PeerEvent::DataChannel(channel)) => {
-                    crate::chat::attach_data_channel(&app, &session, channel);
-                }
-                Some(_) => {}
-                None => break,
-            },
-            _ = &mut connect_deadline, if !connected => {
-                tracing::warn!(session = %session.id, "viewer never connected (ICE/DTLS); closing");
-                break;
-            }
-            Some(TrackLocalEvent::OnRtcpPacket(rtcp)) = recv_feedback(&video_local) => {
-                if let Some(v) = video.as_mut() {
-                    v.on_rtcp(rtcp).await;
-                }
-            }
-            Some(_) = recv_feedback(&audio_local) => {}
-            Some(packet) = recv_packet(&mut video_rx) => {
-                if let Some(v) = video.as_mut() {
-                    v.forward(&packet, connected).await;
-                }
-            }
-            Some(packet) = recv_packet(&mut audio_rx) => {
-                if let Some(a) = audio.as_mut() {
-                    a.forward(&packet, connected).await;
-                }
-            }
-        }
-    }
-    for t in video.iter().chain(audio.iter()) {
-        t.hub.unsubscribe(t.subscription_id);
-    }
-    app.sessions.remove(&session.id);
-    room.remove_viewer(&session.id);
-    if let Err(e) = session.pc.close().await {
-        tracing::debug!(error = %e, "closing viewer PeerConnection");
-    }
-    tracing::info!(room = room.name(), session = %session.id, "viewer left");
 }

@@ -1,11 +1,18 @@
 //! The HTTP surface (control plane): shared state, the router of DESIGN.md §4, CORS, body
 //! limits and JSON errors. Handlers live beside the media code they start.
 
+mod access;
+mod admin;
 mod api;
 mod error;
+pub mod limits;
+pub mod listener;
 mod metrics;
+pub mod tls;
 mod web;
 
+pub use access::{percent_encode, query_param, request_token, without_token};
+pub use admin::{Ejectable, Ejector};
 pub use error::ApiError;
 
 use std::sync::Arc;
@@ -44,6 +51,8 @@ pub struct AppState {
     pub peers: PeerFactory,
     /// `Link` headers for the configured ICE servers.
     pub link_headers: Vec<HeaderValue>,
+    /// The embedded TURN server, once started (its credentials go into `Link` headers).
+    pub turn: std::sync::OnceLock<Arc<onair_turn::TurnServer>>,
     /// Every session task, so shutdown can wait for them.
     pub tasks: TaskTracker,
     /// Every room's chat hub.
@@ -52,6 +61,12 @@ pub struct AppState {
     pub hls: crate::egress::hls::HlsRegistry,
     /// Where broadcasts are recorded.
     pub recordings: Arc<crate::egress::recorder::Recordings>,
+    /// Sessions per IP and pending viewers, for the admission limits.
+    pub limiter: limits::Limiter,
+    /// Chat WebSockets the admin API can end.
+    pub ejector: Ejector,
+    /// Server-wide counters, webhooks and session spans.
+    pub ops: Arc<crate::ops::Ops>,
 }
 
 /// Shared state handle.
@@ -66,9 +81,13 @@ impl AppState {
             sessions: Sessions::default(),
             peers: PeerFactory::new(&config),
             link_headers: ice_server_links(&config.ice_servers),
+            turn: std::sync::OnceLock::new(),
             tasks: TaskTracker::new(),
+            limiter: limits::Limiter::default(),
+            ejector: Ejector::default(),
             chat: crate::chat::ChatHubs::default(),
             hls: crate::egress::hls::HlsRegistry::default(),
+            ops: Arc::new(crate::ops::Ops::new(&config.webhooks)),
             recordings: Arc::new(crate::egress::recorder::Recordings::new(
                 &config.data_dir,
                 config.recordings,
@@ -108,11 +127,20 @@ pub fn router(app: App) -> Router {
                 .options(preflight),
         )
         .layer(DefaultBodyLimit::max(MAX_SDP_BYTES))
+        .layer(middleware::from_fn_with_state(
+            app.clone(),
+            limits::admission,
+        ))
         .layer(middleware::from_fn(json_limit_errors));
     Router::new()
         .merge(media)
         .route("/ws/{room}", axum::routing::get(crate::chat::ws::get))
+        .route(
+            "/api/rooms/{room}/stage/{user}",
+            post(crate::stage::control::post),
+        )
         .merge(api::routes())
+        .merge(admin::routes())
         .merge(web::routes())
         .merge(crate::egress::hls::routes())
         .merge(crate::egress::recorder::routes())
@@ -120,6 +148,10 @@ pub fn router(app: App) -> Router {
         .fallback(|| async { ApiError::not_found("no such route") })
         .layer(cors())
         .layer(middleware::from_fn(accept_post))
+        .layer(middleware::from_fn_with_state(
+            app.clone(),
+            crate::peer::offer::options_links,
+        ))
         .with_state(app)
 }
 
@@ -185,6 +217,7 @@ async fn patch_whip(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
+    owner_only(&app, SessionKind::Whip, &room, &id, &headers)?;
     let target = (SessionKind::Whip, room.as_str(), id.as_str());
     session::patch(&app.sessions, target, app.config.public_ip, &headers, &body).await
 }
@@ -195,20 +228,40 @@ async fn patch_whep(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
+    owner_only(&app, SessionKind::Whep, &room, &id, &headers)?;
     let target = (SessionKind::Whep, room.as_str(), id.as_str());
     session::patch(&app.sessions, target, app.config.public_ip, &headers, &body).await
+}
+
+/// RFC 9725 §4.3: a session resource is changed or ended with the token that created it (or
+/// an admin's); an unknown session is left to the handler's `404`.
+fn owner_only(
+    app: &AppState,
+    kind: SessionKind,
+    room: &str,
+    id: &str,
+    headers: &HeaderMap,
+) -> Result<(), ApiError> {
+    match app.sessions.get(kind, room, id) {
+        Some(session) => app.authorize_session(headers, &session),
+        None => Ok(()),
+    }
 }
 
 async fn delete_whip(
     State(app): State<App>,
     Path((room, id)): Path<(String, String)>,
+    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    owner_only(&app, SessionKind::Whip, &room, &id, &headers)?;
     session::delete(&app.sessions, SessionKind::Whip, &room, &id)
 }
 
 async fn delete_whep(
     State(app): State<App>,
     Path((room, id)): Path<(String, String)>,
+    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    owner_only(&app, SessionKind::Whep, &room, &id, &headers)?;
     session::delete(&app.sessions, SessionKind::Whep, &room, &id)
 }

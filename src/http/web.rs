@@ -23,6 +23,10 @@ pub(super) fn routes() -> Router<App> {
             get(|Path(room): Path<String>| async move { room_page(&room, "watch.html") }),
         )
         .route(
+            "/guest/{room}",
+            get(|Path(room): Path<String>| async move { room_page(&room, "guest.html") }),
+        )
+        .route(
             "/live/{room}",
             get(|Path(room): Path<String>| async move { room_page(&room, "live.html") }),
         )

@@ -1,6 +1,7 @@
-//! A publisher session (ingest side of the media path): reads RTP from the WHIP
-//! PeerConnection's tracks into the room's [`TrackHub`]s, sends keyframe requests upstream,
-//! and releases the room when the session ends for any reason.
+//! A publisher session (ingest side of the media path, I/O): reads RTP from the WHIP
+//! PeerConnection's tracks into its stage member's [`TrackHub`]s (the broadcaster's are the
+//! room's), drops a muted guest's audio, meters RFC 6464 audio levels for the active speaker,
+//! sends keyframe requests upstream, and releases its stage place when the session ends.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -13,7 +14,7 @@ use crate::core::h264::is_keyframe_start;
 use crate::http::App;
 use crate::peer::session::Session;
 use crate::peer::{MIME_H264, MIME_OPUS, PeerEvent, PeerEvents};
-use crate::room::{MediaPacket, Room, TrackHub, TrackKind};
+use crate::room::{MediaPacket, Room, StageMember, TrackHub, TrackKind};
 
 /// What a publisher task needs.
 pub struct PublisherCtx {
@@ -21,6 +22,10 @@ pub struct PublisherCtx {
     pub room: Arc<Room>,
     pub session: Arc<Session>,
     pub source: u64,
+    /// The stage place: hubs, mute flag, level.
+    pub member: StageMember,
+    /// Negotiated `a=extmap` id of the RFC 6464 audio level, if any.
+    pub audio_level_ext: Option<u8>,
 }
 
 /// Runs until the session is ended (DELETE, replaced, shutdown) or its connection fails.
@@ -30,6 +35,8 @@ pub async fn run(ctx: PublisherCtx, mut peer: PeerEvents) {
         room,
         session,
         source,
+        member,
+        audio_level_ext,
     } = ctx;
     let cancel = session.cancel.clone();
     let connect_deadline = tokio::time::sleep(app.config.connect_timeout());
@@ -46,7 +53,9 @@ pub async fn run(ctx: PublisherCtx, mut peer: PeerEvents) {
                 Some(PeerEvent::State(RTCPeerConnectionState::Connected)) => {
                     connected = true;
                     room.set_publisher_connected(&session.id);
+                    app.ops.publisher_live(&session);
                     crate::egress::hls::start_tap(&app, &room);
+                    crate::stage::ensure_task(&app, &room);
                     tracing::info!(room = room.name(), session = %session.id, "publisher connected");
                 }
                 Some(PeerEvent::State(state @ (RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed))) => {
@@ -54,7 +63,7 @@ pub async fn run(ctx: PublisherCtx, mut peer: PeerEvents) {
                     break;
                 }
                 Some(PeerEvent::Track(track)) => {
-                    app.tasks.spawn(read_track(track, room.clone(), source, session.clone()));
+                    app.tasks.spawn(tracing::Instrument::in_current_span(read_track(track, member.clone(), source, session.clone(), audio_level_ext)));
                 }
                 Some(PeerEvent::DataChannel(channel)) => {
                     crate::chat::attach_data_channel(&app, &session, channel);
@@ -66,6 +75,7 @@ pub async fn run(ctx: PublisherCtx, mut peer: PeerEvents) {
     }
     cancel.cancel();
     app.sessions.remove(&session.id);
+    app.ops.session_ended(&session);
     room.release_publisher(&session.id);
     if let Err(e) = session.pc.close().await {
         tracing::debug!(error = %e, "closing publisher PeerConnection");
@@ -89,15 +99,22 @@ async fn track_kind(track: &dyn TrackRemote) -> Option<(TrackKind, u32)> {
 /// Reads one remote track into its hub until the track or the session ends.
 async fn read_track(
     track: Arc<dyn TrackRemote>,
-    room: Arc<Room>,
+    member: StageMember,
     source: u64,
     session: Arc<Session>,
+    audio_level_ext: Option<u8>,
 ) {
     let Some((kind, media_ssrc)) = track_kind(track.as_ref()).await else {
         tracing::warn!(session = %session.id, "publisher sent a track onair does not forward; ignored");
         return;
     };
-    let hub: &TrackHub = room.hub(kind);
+    let hub: &TrackHub = match kind {
+        TrackKind::Video => &member.video,
+        TrackKind::Audio => &member.audio,
+    };
+    let level_ext = audio_level_ext.filter(|_| kind == TrackKind::Audio);
+    let mut meter = crate::core::stage::LevelMeter::new();
+    let started = Instant::now();
     if kind == TrackKind::Video {
         // Sequence numbers of the new source must not hit an old source's cache entries.
         hub.clear_cache();
@@ -113,6 +130,21 @@ async fn read_track(
             _ = cancel.cancelled() => break,
             event = track.poll() => match event {
                 Some(TrackRemoteEvent::OnRtpPacket(packet)) => {
+                    if kind == TrackKind::Audio {
+                        if let Some(loudness) = level_ext
+                            .and_then(|id| packet.header.get_extension(id))
+                            .and_then(|ext| crate::core::stage::loudness(&ext))
+                        {
+                            let now_ms = started.elapsed().as_millis() as u64;
+                            meter.observe(loudness, now_ms);
+                            member.level.store(meter.read(now_ms), std::sync::atomic::Ordering::Relaxed);
+                        }
+                        if member.is_muted() {
+                            // Muted by the broadcaster: nobody gets this audio, not even HLS.
+                            member.level.store(0, std::sync::atomic::Ordering::Relaxed);
+                            continue;
+                        }
+                    }
                     let keyframe = kind == TrackKind::Video && is_keyframe_start(&packet.payload);
                     hub.publish(MediaPacket {
                         source,
@@ -124,7 +156,7 @@ async fn read_track(
                     });
                 }
                 Some(TrackRemoteEvent::OnEnded) | None => break,
-                Some(_) => {}
+                Some(other) => super::sender_reports::observe(&other, hub, kind == TrackKind::Audio, source),
             },
             _ = hub.keyframe_wanted(), if kind == TrackKind::Video => {
                 send_pli_if_due(track.as_ref(), hub, media_ssrc).await;

@@ -2,7 +2,9 @@
 //! that hands the viewer's keyframe requests (PLI, FIR) and Generic NACKs to onair (egress side
 //! of the media path). webrtc 0.21 ends inbound RTCP inside the chain unless an interceptor marks
 //! it for delivery; these are the packets onair acts on itself, from the shared per-track cache
-//! and the publisher, instead of a per-viewer NACK responder buffer.
+//! and the publisher, instead of a per-viewer NACK responder buffer. `PublisherReports` does the
+//! same for a publisher's RTCP sender reports (ingest side), which the HLS tap uses to align
+//! audio and video (RFC 3550 §6.4.1).
 
 use std::collections::VecDeque;
 use std::time::Instant;
@@ -10,6 +12,7 @@ use std::time::Instant;
 use rtc::interceptor::{Attribute, Interceptor, Packet, StreamInfo, TaggedPacket};
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtcp::sender_report::SenderReport;
 use rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
 use rtc::sansio::Protocol;
 
@@ -63,6 +66,54 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for ViewerFeedback {
 }
 
 impl Interceptor for ViewerFeedback {
+    fn bind_local_stream(&mut self, _info: &StreamInfo) {}
+    fn unbind_local_stream(&mut self, _info: &StreamInfo) {}
+    fn bind_remote_stream(&mut self, _info: &StreamInfo) {}
+    fn unbind_remote_stream(&mut self, _info: &StreamInfo) {}
+}
+
+/// Marks a publisher's inbound sender reports for delivery to `TrackRemote::poll`; the rest
+/// of its RTCP stays in the chain. Sits after the report interceptor, which has read them.
+#[derive(Default)]
+pub struct PublisherReports {
+    reads: VecDeque<TaggedPacket>,
+    writes: VecDeque<TaggedPacket>,
+}
+
+impl Protocol<TaggedPacket, TaggedPacket, ()> for PublisherReports {
+    type Rout = TaggedPacket;
+    type Wout = TaggedPacket;
+    type Eout = ();
+    type Error = rtc::shared::error::Error;
+    type Time = Instant;
+
+    fn handle_read(&mut self, mut msg: TaggedPacket) -> Result<(), Self::Error> {
+        if let Packet::Rtcp(packets) = &mut msg.message.packet {
+            packets.retain(|p| p.as_any().is::<SenderReport>());
+            if packets.is_empty() {
+                return Ok(());
+            }
+            msg.message.add(Attribute::DeliverToApplication);
+        }
+        self.reads.push_back(msg);
+        Ok(())
+    }
+
+    fn poll_read(&mut self) -> Option<TaggedPacket> {
+        self.reads.pop_front()
+    }
+
+    fn handle_write(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
+        self.writes.push_back(msg);
+        Ok(())
+    }
+
+    fn poll_write(&mut self) -> Option<TaggedPacket> {
+        self.writes.pop_front()
+    }
+}
+
+impl Interceptor for PublisherReports {
     fn bind_local_stream(&mut self, _info: &StreamInfo) {}
     fn unbind_local_stream(&mut self, _info: &StreamInfo) {}
     fn bind_remote_stream(&mut self, _info: &StreamInfo) {}

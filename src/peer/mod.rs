@@ -258,8 +258,23 @@ fn media_setup(role: PeerRole) -> Result<(MediaEngine, Registry), PeerError> {
     let registry = Registry::new();
     let registry = match role {
         PeerRole::Publisher => {
+            // RFC 6464 audio levels feed the active-speaker detection (core::stage::speaker).
+            engine
+                .register_header_extension(
+                    rtc::rtp_transceiver::rtp_sender::RTCRtpHeaderExtensionCapability {
+                        uri: crate::core::stage::speaker::AUDIO_LEVEL_URI.to_owned(),
+                    },
+                    RtpCodecKind::Audio,
+                    None,
+                )
+                .map_err(err)?;
             let registry = configure_nack(registry, &mut engine);
             let registry = configure_rtcp_reports(registry);
+            // Sender reports reach the publisher's tracks (A/V alignment of the HLS tap).
+            let registry = registry.with(
+                Slot::from(FEEDBACK_SLOT),
+                feedback::PublisherReports::default(),
+            );
             configure_twcc_receiver_only(registry, &mut engine).map_err(err)?
         }
         PeerRole::Viewer => {

@@ -5,15 +5,18 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use tokio::sync::watch;
 use webrtc::peer_connection::{PeerConnection, RTCSessionDescription};
 
 use super::session::{Session, media_type_is};
+use crate::auth::Action;
 use crate::config::IceServer;
 use crate::core::sdp::{OfferSummary, advertise_host_address, parse_offer};
-use crate::http::ApiError;
+use crate::http::{ApiError, App, AppState};
 
 /// How long we wait for our own candidates; an ICE-lite server gathers host candidates at
 /// once, so this only bounds a misbehaving network stack.
@@ -106,6 +109,125 @@ pub fn ice_server_links(servers: &[IceServer]) -> Vec<HeaderValue> {
         }
     }
     links
+}
+
+/// Starts the embedded TURN server when `[turn] enabled` (the default): its secret comes from
+/// the configuration or `data_dir/turn-secret`, and onair's media sockets are always a
+/// permitted peer.
+pub async fn start_turn(
+    config: &crate::config::Config,
+) -> Result<Option<std::sync::Arc<onair_turn::TurnServer>>, String> {
+    if !config.turn.enabled {
+        return Ok(None);
+    }
+    let secret =
+        onair_turn::config::load_or_create_secret(config.turn.secret.as_deref(), &config.data_dir)
+            .map_err(|e| format!("secret in {}: {e}", config.data_dir.display()))?;
+    let media = onair_turn::server::MediaAddrs {
+        ips: vec![config.udp_host],
+        ports: config.udp_ports.first..=config.udp_ports.last,
+    };
+    let server =
+        onair_turn::TurnServer::start(&config.turn, secret.as_bytes(), media, config.public_ip)
+            .await
+            .map_err(|e| e.to_string())?;
+    Ok(Some(std::sync::Arc::new(server)))
+}
+
+/// `Link` values for one response (RFC 9725 §4.6): the configured servers, then the embedded
+/// TURN server over UDP and TCP with REST credentials minted for `user` just now.
+pub fn ice_links(app: &AppState, headers: &HeaderMap, user: &str) -> Vec<HeaderValue> {
+    let mut links = app.link_headers.clone();
+    if let Some(turn) = app.turn.get() {
+        let host = turn_host(app, headers, turn.relay_ip());
+        let mut urls = vec![format!(
+            "turn:{host}:{}?transport=udp",
+            turn.udp_addr().port()
+        )];
+        if let Some(tcp) = turn.tcp_addr() {
+            urls.push(format!("turn:{host}:{}?transport=tcp", tcp.port()));
+        }
+        let credentials = turn.credentials(user);
+        links.extend(ice_server_links(&[IceServer {
+            urls,
+            username: Some(credentials.username),
+            credential: Some(credentials.password),
+        }]));
+    }
+    links
+}
+
+/// The host clients reach the TURN server at: `public_ip`, else the TURN listen address
+/// when it is concrete, else the host the client used for this request, else the relay IP.
+fn turn_host(app: &AppState, headers: &HeaderMap, relay_ip: IpAddr) -> String {
+    let listen = app.config.turn.listen;
+    let ip = app
+        .config
+        .public_ip
+        .or((!listen.is_unspecified()).then_some(listen));
+    if let Some(ip) = ip {
+        return bracketed(ip);
+    }
+    let from_request = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .map(|h| match h.rsplit_once(':') {
+            // `[v6]:port`, `v4:port` or `name:port`; a bare `[v6]` or name keeps its colons.
+            Some((host, port)) if port.bytes().all(|b| b.is_ascii_digit()) => host,
+            _ => h,
+        })
+        .filter(|h| {
+            !h.is_empty()
+                && h.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b))
+        });
+    match from_request {
+        Some(host) => host.to_owned(),
+        None => bracketed(relay_ip),
+    }
+}
+
+fn bracketed(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => format!("[{v6}]"),
+    }
+}
+
+/// `OPTIONS /whip/{room}` and `/whep/{room}` (answered by the CORS layer): an authorised
+/// request also learns the ICE servers, before it creates its PeerConnection (RFC 9725 §4.6),
+/// which a relay-only client needs. A browser's cross-origin preflight carries no token and
+/// gets none.
+pub async fn options_links(State(app): State<App>, request: Request, next: Next) -> Response {
+    let target = (request.method() == Method::OPTIONS)
+        .then(|| {
+            let mut parts = request.uri().path().trim_start_matches('/').split('/');
+            let action = match parts.next() {
+                Some("whip") => Action::Publish,
+                Some("whep") => Action::ViewWhep,
+                _ => return None,
+            };
+            let room = parts
+                .next()
+                .filter(|r| crate::room::is_valid_room_name(r))?;
+            parts.next().is_none().then(|| (action, room.to_owned()))
+        })
+        .flatten();
+    let headers = request.headers().clone();
+    let mut response = next.run(request).await;
+    let Some((action, room)) = target else {
+        return response;
+    };
+    if let Ok(principal) = app.authorize(&headers, None, &room, action) {
+        let user = principal
+            .claims()
+            .map(|c| c.sub.clone())
+            .unwrap_or_else(|| format!("anon-{:08x}", rand::random::<u32>()));
+        for link in ice_links(&app, &headers, &user) {
+            response.headers_mut().append(header::LINK, link);
+        }
+    }
+    response
 }
 
 /// `201 Created` with `Location`, `ETag`, `Link`s and the answer.

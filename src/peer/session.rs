@@ -178,6 +178,20 @@ impl Sessions {
         ids
     }
 
+    /// Ends every WHIP and WHEP session in `room` (the admin API ends a room); returns their ids.
+    pub fn end_room(&self, room: &str) -> Vec<String> {
+        let ids: Vec<String> = self
+            .map
+            .iter()
+            .filter(|s| s.room == room)
+            .map(|s| s.id.clone())
+            .collect();
+        for id in &ids {
+            self.end(id);
+        }
+        ids
+    }
+
     /// Ends every session (shutdown).
     pub fn end_all(&self) -> Vec<Arc<Session>> {
         let all: Vec<_> = self.map.iter().map(|s| s.clone()).collect();

@@ -1,13 +1,17 @@
-//! Rooms (between ingest and egress): the registry, each room's publisher slot, its viewers and
-//! its two [`TrackHub`]s, which outlive any one publisher so viewers survive a reconnect.
+//! Rooms (between ingest and egress, no I/O): the registry, each room's stage (the
+//! broadcaster's slot and up to `stage.max_guests` guests, see [`stage`]), its viewers and its
+//! [`TrackHub`]s. The broadcaster's two hubs ([`Room::hub`]) outlive any one publisher so
+//! viewers, the LL-HLS tap and the recorder survive a reconnect; each guest has its own pair.
 
+pub mod stage;
 mod track;
 
+pub use stage::{StageConfig, StageMember, StageView};
 pub use track::{MediaPacket, Subscription, TrackHub, TrackKind, TrackStats};
 
 use std::sync::Arc;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use dashmap::DashMap;
@@ -41,6 +45,22 @@ pub struct PublisherInfo {
     pub source: u64,
     /// ICE+DTLS connected and media may flow.
     pub connected: bool,
+    /// The broadcaster muted this guest.
+    pub muted: bool,
+}
+
+impl PublisherInfo {
+    fn of(m: &StageMember) -> Self {
+        Self {
+            session: m.session.clone(),
+            user: m.user.clone(),
+            name: m.name.clone(),
+            role: m.role,
+            source: m.source,
+            connected: m.connected,
+            muted: m.is_muted(),
+        }
+    }
 }
 
 /// A WHEP viewer, as listed by the API.
@@ -78,7 +98,7 @@ impl ViewerInfo {
     }
 }
 
-/// Why a publisher could not take the slot.
+/// Why a publisher could not take a place on stage.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SlotError {
     /// Someone else is live in this room.
@@ -89,16 +109,51 @@ pub enum SlotError {
         /// Who is live.
         name: String,
     },
+    /// Every guest place is taken.
+    #[error("the stage of room `{room}` is full ({max} guests)")]
+    StageFull {
+        /// The room.
+        room: String,
+        /// `stage.max_guests`.
+        max: usize,
+    },
+    /// The broadcaster removed this guest from the stage.
+    #[error("the broadcaster removed you from the stage of room `{room}`")]
+    Removed {
+        /// The room.
+        room: String,
+    },
 }
 
-/// One room: a stage with one publishing slot, its viewers and its tracks.
+/// Why a stage control (mute, remove) did nothing.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StageControlError {
+    /// No guest with that id holds a place on stage.
+    #[error("`{0}` is not a guest on this stage")]
+    NotAGuest(String),
+}
+
+/// A place on stage just claimed: the member (hubs, controls) and the session it replaced.
+#[derive(Debug)]
+pub struct Claimed {
+    /// The same user's previous session, to be ended by the caller.
+    pub replaced: Option<String>,
+    /// The new participant (not yet connected).
+    pub member: StageMember,
+}
+
+/// One room: its stage, its viewers and its tracks.
 pub struct Room {
     name: String,
-    /// H.264 fan-out.
+    /// The broadcaster's H.264 fan-out (pass-through for LL-HLS and recordings).
     pub video: Arc<TrackHub>,
-    /// Opus fan-out.
+    /// The broadcaster's Opus fan-out.
     pub audio: Arc<TrackHub>,
-    publisher: Mutex<Option<PublisherInfo>>,
+    stage: Mutex<stage::StageState>,
+    stage_tx: watch::Sender<Arc<StageView>>,
+    stage_config: StageConfig,
+    hub_config: (usize, usize, Duration),
+    stage_task: AtomicBool,
     viewers: DashMap<String, ViewerInfo>,
     last_active: Mutex<Instant>,
     created: SystemTime,
@@ -113,7 +168,7 @@ pub struct RoomSummary {
     pub room: String,
     /// A publisher is connected.
     pub live: bool,
-    /// Publishers in the room (0 or 1).
+    /// Publishers in the room: the broadcaster and guests.
     pub publishers: usize,
     /// WHEP viewers in the room.
     pub viewers: usize,
@@ -127,8 +182,10 @@ pub struct RoomDetail {
     /// The summary.
     #[serde(flatten)]
     pub summary: RoomSummary,
-    /// The publisher, if any.
+    /// The main publisher: the broadcaster, or the first guest while no broadcaster is on.
     pub publisher: Option<PublisherInfo>,
+    /// Everyone holding a place on stage, broadcaster first.
+    pub stage: Vec<PublisherInfo>,
     /// The viewers.
     pub viewer_list: Vec<ViewerInfo>,
     /// Video track counters.
@@ -139,19 +196,28 @@ pub struct RoomDetail {
 
 impl Room {
     fn new(name: &str, config: &Config) -> Self {
+        let hub_config = (
+            config.viewer_queue,
+            config.retransmit_cache,
+            config.pli_interval(),
+        );
         let hub = |kind| {
             Arc::new(TrackHub::new(
                 kind,
-                config.viewer_queue,
-                config.retransmit_cache,
-                config.pli_interval(),
+                hub_config.0,
+                hub_config.1,
+                hub_config.2,
             ))
         };
         Self {
             name: name.to_owned(),
             video: hub(TrackKind::Video),
             audio: hub(TrackKind::Audio),
-            publisher: Mutex::new(None),
+            stage: Mutex::new(stage::StageState::default()),
+            stage_tx: watch::Sender::new(Arc::new(StageView::default())),
+            stage_config: config.stage.clone(),
+            hub_config,
+            stage_task: AtomicBool::new(false),
             viewers: DashMap::new(),
             last_active: Mutex::new(Instant::now()),
             created: SystemTime::now(),
@@ -176,70 +242,214 @@ impl Room {
         *self.last_active.lock().expect("room lock poisoned") = Instant::now();
     }
 
-    /// Takes the publishing slot for `session`. The same user publishing again (a reconnect
-    /// whose old session is not yet gone) takes over: the old session id is returned so the
-    /// caller can end it. Anyone else gets [`SlotError::Taken`].
+    fn stage_lock(&self) -> std::sync::MutexGuard<'_, stage::StageState> {
+        self.stage.lock().expect("stage lock poisoned")
+    }
+
+    /// Publishes the stage to its watchers; called with the stage lock held so versions
+    /// arrive in order.
+    fn publish_stage(&self, state: &mut stage::StageState) {
+        self.stage_tx.send_replace(Arc::new(state.view()));
+    }
+
+    /// Takes a place on stage for `session`: the broadcaster's slot for a broadcaster token,
+    /// a guest place for a guest token. The same user publishing again (a reconnect whose old
+    /// session is not yet gone) takes over its place, hubs and mute included, and the old
+    /// session id is returned so the caller can end it. Another broadcaster gets
+    /// [`SlotError::Taken`]; a guest beyond `stage.max_guests` [`SlotError::StageFull`]; a
+    /// removed guest [`SlotError::Removed`].
     pub fn claim_publisher(
         &self,
         session: &str,
         claims: &Claims,
         source: u64,
-    ) -> Result<Option<String>, SlotError> {
+    ) -> Result<Claimed, SlotError> {
         self.touch();
-        let mut slot = self.publisher.lock().expect("room lock poisoned");
-        let replaced = match slot.as_ref() {
-            Some(current) if current.user != claims.sub => {
-                return Err(SlotError::Taken {
+        let mut state = self.stage_lock();
+        let broadcaster = claims.role == crate::auth::Role::Broadcaster;
+        let current = if broadcaster {
+            match state.broadcaster.as_mut() {
+                Some(b) if b.user != claims.sub => {
+                    return Err(SlotError::Taken {
+                        room: self.name.clone(),
+                        name: b.name.clone(),
+                    });
+                }
+                other => other,
+            }
+        } else {
+            if state.removed.contains(&claims.sub) {
+                return Err(SlotError::Removed {
                     room: self.name.clone(),
-                    name: current.name.clone(),
                 });
             }
-            Some(current) => Some(current.session.clone()),
-            None => None,
+            let max = self.stage_config.max_guests;
+            let existing = state.guests.iter().position(|g| g.user == claims.sub);
+            if existing.is_none() && state.guests.len() >= max {
+                return Err(SlotError::StageFull {
+                    room: self.name.clone(),
+                    max,
+                });
+            }
+            existing.map(|i| &mut state.guests[i])
         };
-        *slot = Some(PublisherInfo {
-            session: session.to_owned(),
+        if let Some(member) = current {
+            // Takeover: same hubs and controls; the place stays on stage meanwhile.
+            let replaced = std::mem::replace(&mut member.session, session.to_owned());
+            member.source = source;
+            member.name = claims.name.clone();
+            let member = member.clone();
+            return Ok(Claimed {
+                replaced: Some(replaced),
+                member,
+            });
+        }
+        let (queue, cache, pli) = self.hub_config;
+        let (video, audio) = if broadcaster {
+            (self.video.clone(), self.audio.clone())
+        } else {
+            (
+                Arc::new(TrackHub::new(TrackKind::Video, queue, cache, pli)),
+                Arc::new(TrackHub::new(TrackKind::Audio, queue, cache, pli)),
+            )
+        };
+        let member = StageMember {
             user: claims.sub.clone(),
             name: claims.name.clone(),
             role: claims.role,
+            session: session.to_owned(),
             source,
             connected: false,
-        });
-        Ok(replaced)
+            video,
+            audio,
+            muted: Arc::new(AtomicBool::new(false)),
+            level: Arc::new(AtomicU32::new(0)),
+        };
+        if broadcaster {
+            state.broadcaster = Some(member.clone());
+        } else {
+            state.guests.push(member.clone());
+        }
+        Ok(Claimed {
+            replaced: None,
+            member,
+        })
     }
 
-    /// Marks the publisher of `session` connected.
+    /// Marks the publisher of `session` connected: it appears on stage.
     pub fn set_publisher_connected(&self, session: &str) {
-        if let Some(p) = self
-            .publisher
-            .lock()
-            .expect("room lock poisoned")
-            .as_mut()
-            .filter(|p| p.session == session)
-        {
-            p.connected = true;
-            self.live.send_replace(Some(p.source));
+        let mut state = self.stage_lock();
+        let Some(member) = state.find_mut(session) else {
+            return;
+        };
+        let was = std::mem::replace(&mut member.connected, true);
+        if member.is_broadcaster() {
+            self.live.send_replace(Some(member.source));
+        }
+        if !was {
+            self.publish_stage(&mut state);
         }
     }
 
-    /// Frees the slot if `session` still holds it.
+    /// Frees the place of `session` if it still holds one.
     pub fn release_publisher(&self, session: &str) {
         self.touch();
-        let mut slot = self.publisher.lock().expect("room lock poisoned");
-        if slot.as_ref().is_some_and(|p| p.session == session) {
-            *slot = None;
+        let mut state = self.stage_lock();
+        if state
+            .broadcaster
+            .as_ref()
+            .is_some_and(|b| b.session == session)
+        {
+            state.broadcaster = None;
             self.live.send_replace(None);
+        } else if let Some(i) = state.guests.iter().position(|g| g.session == session) {
+            state.guests.remove(i);
+        } else {
+            return;
         }
+        self.publish_stage(&mut state);
     }
 
-    /// Follows the connected publisher: its source id, `None` while nobody is live.
+    /// Mutes or unmutes guest `user` (the publisher stops or resumes forwarding its audio).
+    /// Returns whether anything changed.
+    pub fn set_guest_muted(&self, user: &str, muted: bool) -> Result<bool, StageControlError> {
+        let mut state = self.stage_lock();
+        let guest = state
+            .guests
+            .iter()
+            .find(|g| g.user == user)
+            .ok_or_else(|| StageControlError::NotAGuest(user.to_owned()))?;
+        let changed = guest.muted.swap(muted, Ordering::Relaxed) != muted;
+        if changed {
+            self.publish_stage(&mut state);
+        }
+        Ok(changed)
+    }
+
+    /// Takes guest `user` off the stage and refuses them until the room is dropped; returns
+    /// their WHIP session id (the caller ends their sessions).
+    pub fn remove_guest(&self, user: &str) -> Result<String, StageControlError> {
+        self.touch();
+        let mut state = self.stage_lock();
+        let i = state
+            .guests
+            .iter()
+            .position(|g| g.user == user)
+            .ok_or_else(|| StageControlError::NotAGuest(user.to_owned()))?;
+        let guest = state.guests.remove(i);
+        state.removed.insert(user.to_owned());
+        self.publish_stage(&mut state);
+        Ok(guest.session)
+    }
+
+    /// True when the broadcaster removed `user` from this room's stage.
+    pub fn was_removed(&self, user: &str) -> bool {
+        self.stage_lock().removed.contains(user)
+    }
+
+    /// Follows the connected broadcaster: its source id, `None` while no broadcaster is live
+    /// (the LL-HLS tap and recorder follow it).
     pub fn watch_live(&self) -> watch::Receiver<Option<u64>> {
         self.live.subscribe()
     }
 
-    /// The current publisher.
+    /// The broadcaster, if one holds the slot.
     pub fn publisher(&self) -> Option<PublisherInfo> {
-        self.publisher.lock().expect("room lock poisoned").clone()
+        self.stage_lock()
+            .broadcaster
+            .as_ref()
+            .map(PublisherInfo::of)
+    }
+
+    /// Who is on stage now (connected participants, broadcaster first, guests in join order),
+    /// with each participant's own `video`/`audio` [`TrackHub`] to subscribe to.
+    pub fn stage(&self) -> Arc<StageView> {
+        self.stage_tx.borrow().clone()
+    }
+
+    /// Stage changes, for the composite and WHEP viewers: the receiver sees a new
+    /// [`StageView`] (higher `version`) whenever someone joins or leaves the stage or is muted
+    /// or unmuted. Typical use: `let mut rx = room.watch_stage(); loop { let view =
+    /// rx.borrow_and_update().clone(); ...; rx.changed().await? }`. The broadcaster's hubs are
+    /// also [`Room::hub`]; a guest's hubs live while the guest is on stage (and while anyone
+    /// still holds their `Arc`).
+    pub fn watch_stage(&self) -> watch::Receiver<Arc<StageView>> {
+        self.stage_tx.subscribe()
+    }
+
+    /// Claims the right to run the room's stage task; false if one is running.
+    pub fn start_stage_task(&self) -> bool {
+        !self.stage_task.swap(true, Ordering::AcqRel)
+    }
+
+    /// The stage task stopped (a later join starts a new one).
+    pub fn stage_task_stopped(&self) {
+        self.stage_task.store(false, Ordering::Release);
+    }
+
+    /// The `[stage]` settings of this room.
+    pub fn stage_config(&self) -> &StageConfig {
+        &self.stage_config
     }
 
     /// Adds a viewer.
@@ -261,7 +471,7 @@ impl Room {
 
     /// True when nobody publishes or watches and nothing happened for `grace`.
     fn is_idle(&self, grace: Duration) -> bool {
-        self.publisher.lock().expect("room lock poisoned").is_none()
+        self.stage_lock().all().next().is_none()
             && self.viewers.is_empty()
             && self
                 .last_active
@@ -273,11 +483,14 @@ impl Room {
 
     /// The summary for the API.
     pub fn summary(&self) -> RoomSummary {
-        let publisher = self.publisher();
+        let (live, publishers) = {
+            let stage = self.stage_lock();
+            (stage.all().any(|m| m.connected), stage.all().count())
+        };
         RoomSummary {
             room: self.name.clone(),
-            live: publisher.as_ref().is_some_and(|p| p.connected),
-            publishers: usize::from(publisher.is_some()),
+            live,
+            publishers,
             viewers: self.viewer_count(),
             created: self
                 .created
@@ -289,9 +502,11 @@ impl Room {
 
     /// The detail for the API.
     pub fn detail(&self) -> RoomDetail {
+        let stage: Vec<PublisherInfo> = self.stage_lock().all().map(PublisherInfo::of).collect();
         RoomDetail {
             summary: self.summary(),
-            publisher: self.publisher(),
+            publisher: stage.first().cloned(),
+            stage,
             viewer_list: self.viewers.iter().map(|v| v.snapshot()).collect(),
             video: self.video.stats(),
             audio: self.audio.stats(),
@@ -374,24 +589,35 @@ mod tests {
     use crate::auth::Role;
 
     fn claims(sub: &str) -> Claims {
+        claims_as(sub, Role::Broadcaster)
+    }
+
+    fn claims_as(sub: &str, role: Role) -> Claims {
         Claims {
             sub: sub.into(),
             name: sub.to_uppercase(),
             room: "r".into(),
-            role: Role::Broadcaster,
+            role,
             exp: u64::MAX,
         }
+    }
+
+    fn replaced(c: Result<Claimed, SlotError>) -> Result<Option<String>, SlotError> {
+        c.map(|c| c.replaced)
     }
 
     #[test]
     fn one_publisher_per_room_but_the_same_user_takes_over() {
         let rooms = Rooms::new(&Config::default());
         let room = rooms.get_or_create("r");
-        assert_eq!(room.claim_publisher("s1", &claims("alice"), 1), Ok(None));
+        assert_eq!(
+            replaced(room.claim_publisher("s1", &claims("alice"), 1)),
+            Ok(None)
+        );
         let taken = room.claim_publisher("s2", &claims("bob"), 2).unwrap_err();
         assert!(taken.to_string().contains("ALICE"));
         assert_eq!(
-            room.claim_publisher("s3", &claims("alice"), 3),
+            replaced(room.claim_publisher("s3", &claims("alice"), 3)),
             Ok(Some("s1".into()))
         );
         room.release_publisher("s1");
@@ -401,6 +627,61 @@ mod tests {
             "stale release ignored"
         );
         room.release_publisher("s3");
+        assert!(room.publisher().is_none());
+    }
+
+    #[test]
+    fn guests_get_their_own_hubs_up_to_the_limit_and_the_stage_is_watched() {
+        let config = Config {
+            stage: StageConfig { max_guests: 2 },
+            ..Config::default()
+        };
+        let rooms = Rooms::new(&config);
+        let room = rooms.get_or_create("r");
+        let mut watch = room.watch_stage();
+        let b = room.claim_publisher("sb", &claims("b"), 1).unwrap().member;
+        assert!(Arc::ptr_eq(&b.video, room.hub(TrackKind::Video)));
+        let g1 = room
+            .claim_publisher("s1", &claims_as("g1", Role::Guest), 2)
+            .unwrap()
+            .member;
+        assert!(
+            !Arc::ptr_eq(&g1.video, &b.video),
+            "a guest has its own hubs"
+        );
+        room.claim_publisher("s2", &claims_as("g2", Role::Guest), 3)
+            .unwrap();
+        let full = room
+            .claim_publisher("s3", &claims_as("g3", Role::Guest), 4)
+            .unwrap_err();
+        assert!(matches!(full, SlotError::StageFull { max: 2, .. }));
+        // Nobody is on stage before they connect.
+        assert!(room.stage().members.is_empty());
+        room.set_publisher_connected("s1");
+        room.set_publisher_connected("sb");
+        assert!(watch.has_changed().unwrap());
+        let view = watch.borrow_and_update().clone();
+        let users: Vec<_> = view.members.iter().map(|m| m.user.as_str()).collect();
+        assert_eq!(users, ["b", "g1"], "broadcaster first");
+        assert_eq!(room.summary().publishers, 3);
+        // Mute and remove.
+        assert_eq!(room.set_guest_muted("g1", true), Ok(true));
+        assert!(room.stage().member("g1").unwrap().is_muted());
+        assert!(
+            g1.muted.load(Ordering::Relaxed),
+            "the publisher sees the flag"
+        );
+        assert!(
+            room.set_guest_muted("b", true).is_err(),
+            "only guests are muted"
+        );
+        assert_eq!(room.remove_guest("g1"), Ok("s1".into()));
+        assert!(room.stage().member("g1").is_none());
+        let again = room.claim_publisher("s4", &claims_as("g1", Role::Guest), 5);
+        assert!(matches!(again, Err(SlotError::Removed { .. })));
+        room.release_publisher("s2");
+        room.release_publisher("sb");
+        assert!(room.stage().members.is_empty());
         assert!(room.publisher().is_none());
     }
 

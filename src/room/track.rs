@@ -70,6 +70,10 @@ pub struct TrackStats {
     pub packets_in: u64,
     /// Payload bytes received from publishers.
     pub bytes_in: u64,
+    /// Packets written to viewers (retransmissions included).
+    pub packets_out: u64,
+    /// Payload bytes written to viewers.
+    pub bytes_out: u64,
     /// Packets dropped for some consumer because its queue was full.
     pub dropped: u64,
     /// Keyframe requests sent upstream.
@@ -92,6 +96,8 @@ pub struct TrackHub {
     keyframe_wanted: Notify,
     packets_in: AtomicU64,
     bytes_in: AtomicU64,
+    packets_out: AtomicU64,
+    bytes_out: AtomicU64,
     dropped: AtomicU64,
     keyframe_requests: AtomicU64,
     nacks: AtomicU64,
@@ -113,6 +119,8 @@ impl TrackHub {
             keyframe_wanted: Notify::new(),
             packets_in: AtomicU64::new(0),
             bytes_in: AtomicU64::new(0),
+            packets_out: AtomicU64::new(0),
+            bytes_out: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
             keyframe_requests: AtomicU64::new(0),
             nacks: AtomicU64::new(0),
@@ -127,8 +135,13 @@ impl TrackHub {
 
     /// Adds a consumer with its own bounded queue.
     pub fn subscribe(&self) -> Subscription {
+        self.subscribe_counted(Arc::new(AtomicU64::new(0)))
+    }
+
+    /// Adds a consumer whose drops are counted on `dropped` (a viewer slot keeps one counter
+    /// while it switches between participants' hubs).
+    pub fn subscribe_counted(&self, dropped: Arc<AtomicU64>) -> Subscription {
         let (tx, rx) = mpsc::channel(self.queue);
-        let dropped = Arc::new(AtomicU64::new(0));
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         self.subscribers
             .write()
@@ -238,6 +251,12 @@ impl TrackHub {
         self.nacks.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Counts a packet of `bytes` payload written to a viewer (relaxed atomics, no lock).
+    pub fn count_sent(&self, bytes: usize) {
+        self.packets_out.fetch_add(1, Ordering::Relaxed);
+        self.bytes_out.fetch_add(bytes as u64, Ordering::Relaxed);
+    }
+
     /// Counts a packet re-sent from the cache.
     pub fn count_retransmit(&self) {
         self.retransmitted.fetch_add(1, Ordering::Relaxed);
@@ -248,6 +267,8 @@ impl TrackHub {
         TrackStats {
             packets_in: self.packets_in.load(Ordering::Relaxed),
             bytes_in: self.bytes_in.load(Ordering::Relaxed),
+            packets_out: self.packets_out.load(Ordering::Relaxed),
+            bytes_out: self.bytes_out.load(Ordering::Relaxed),
             dropped: self.dropped.load(Ordering::Relaxed),
             keyframe_requests: self.keyframe_requests.load(Ordering::Relaxed),
             nacks: self.nacks.load(Ordering::Relaxed),

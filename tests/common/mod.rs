@@ -30,10 +30,15 @@ impl TestServer {
         let dir = std::env::temp_dir().join(format!("onair-test-{:016x}", rand::random::<u64>()));
         let mut config = Config {
             http: "127.0.0.1:0".parse().unwrap(),
+            https: Some("127.0.0.1:0".parse().unwrap()),
             udp_host: "127.0.0.1".parse().unwrap(),
             data_dir: dir.clone(),
             ..Config::default()
         };
+        // The embedded TURN server on loopback and ephemeral ports, so parallel tests never collide.
+        config.turn.listen = "127.0.0.1".parse().unwrap();
+        config.turn.udp_port = 0;
+        config.turn.tcp_port = 0;
         tweak(&mut config);
         config.validate().expect("test configuration is valid");
         let server = Server::start(config).await.expect("server starts");

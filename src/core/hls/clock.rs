@@ -1,13 +1,23 @@
 //! Audio/video alignment for the HLS tap (egress path: extended RTP timestamps of one publisher
 //! session -> the room's media timeline): each track is anchored at the arrival time of its
 //! first packet, so audio and video captured together land together, and a new publisher
-//! session continues the timeline where the previous one ended. Pure: arrival times are
-//! passed in.
+//! session continues the timeline where the previous one ended. Once both tracks have RTCP
+//! sender reports (RFC 3550 §6.4.1), audio is re-anchored against video on the sender's
+//! wallclock ([`super::av_sync`]); the Opus timeline drops what would overlap and fills what
+//! would gap, so media times stay monotonic. Pure: arrival times are passed in.
 
 use std::time::Duration;
 
+use super::av_sync::{AvSync, SenderReportError};
+
 /// Media timeline clock (90 kHz, like H.264 RTP).
 pub const MEDIA_CLOCK: u64 = 90_000;
+/// Largest correction sender reports may make to the arrival-time alignment (48 kHz, 2 s);
+/// reports implying more are taken as wrong.
+const MAX_SR_SHIFT: u64 = 96_000;
+/// Smaller differences between the current and the report-derived audio anchor are left
+/// alone (48 kHz, 10 ms): re-anchoring costs a dropped or filled packet.
+const MIN_SR_SHIFT: u64 = 480;
 
 #[derive(Debug, Clone, Copy)]
 struct Anchor {
@@ -22,6 +32,18 @@ pub struct SourceClock {
     origin_at: Option<Duration>,
     video: Option<Anchor>,
     audio: Option<Anchor>,
+    sync: AvSync,
+}
+
+/// What a sender report did to the alignment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncChange {
+    /// Nothing to do yet (one track has no report or no packet), or already aligned.
+    None,
+    /// Audio moved by this many 48 kHz ticks (negative: earlier).
+    AudioShifted(i64),
+    /// The reports disagree with arrival times by more than 2 s; arrival alignment is kept.
+    Implausible(i64),
 }
 
 impl SourceClock {
@@ -32,7 +54,41 @@ impl SourceClock {
             origin_at: None,
             video: None,
             audio: None,
+            sync: AvSync::default(),
         }
+    }
+
+    /// An RTCP sender report of the video (`audio` false) or audio track: `ntp` (64-bit NTP)
+    /// and `rtp` of one instant. Re-anchors audio on the sender's wallclock when it can.
+    pub fn sender_report(
+        &mut self,
+        audio: bool,
+        ntp: u64,
+        rtp: u32,
+    ) -> Result<SyncChange, SenderReportError> {
+        if audio {
+            self.sync.audio.report(ntp, rtp)?;
+        } else {
+            self.sync.video.report(ntp, rtp)?;
+        }
+        let (Some(video), Some(audio)) = (self.video, self.audio) else {
+            return Ok(SyncChange::None);
+        };
+        let Some(media) = self.sync.audio_media((video.rtp, video.media), audio.rtp) else {
+            return Ok(SyncChange::None);
+        };
+        let shift = media as i64 - audio.media as i64;
+        if shift.unsigned_abs() > MAX_SR_SHIFT {
+            return Ok(SyncChange::Implausible(shift));
+        }
+        if shift.unsigned_abs() < MIN_SR_SHIFT {
+            return Ok(SyncChange::None);
+        }
+        self.audio = Some(Anchor {
+            rtp: audio.rtp,
+            media,
+        });
+        Ok(SyncChange::AudioShifted(shift))
     }
 
     /// The arrival time that maps to `origin_media`, once a packet has arrived.
@@ -50,8 +106,19 @@ impl SourceClock {
     /// Media time in 48 kHz units of an audio packet with extended RTP timestamp `rtp`
     /// (48 kHz) arriving at `now`.
     pub fn audio(&mut self, rtp: u64, now: Duration) -> u64 {
-        let media = self.arrival_90k(now) * 8 / 15;
-        shift(*self.audio.get_or_insert(Anchor { rtp, media }), rtp)
+        let arrival = self.arrival_90k(now) * 8 / 15;
+        if self.audio.is_none() {
+            // With both tracks' reports in already, the first packet is placed by them.
+            let by_reports = self
+                .video
+                .and_then(|v| self.sync.audio_media((v.rtp, v.media), rtp))
+                .filter(|m| m.abs_diff(arrival) <= MAX_SR_SHIFT);
+            self.audio = Some(Anchor {
+                rtp,
+                media: by_reports.unwrap_or(arrival),
+            });
+        }
+        shift(self.audio.expect("anchored above"), rtp)
     }
 
     /// Where an arrival at `now` lands on the 90 kHz timeline.
@@ -87,6 +154,54 @@ mod tests {
         assert_eq!(c.video(5_000_000 + 9000, 1200 * MS), 909_000);
         assert_eq!(c.audio(77_000 + 960, 1200 * MS), a0 + 960);
         assert_eq!(c.origin_at(), Some(1000 * MS));
+    }
+
+    /// NTP at `ms` on the sender's wallclock.
+    fn ntp(ms: u64) -> u64 {
+        (3_900_000_000u64 << 32) + (ms << 32) / 1000
+    }
+
+    #[test]
+    fn late_audio_is_moved_back_to_when_it_was_captured() {
+        // Audio packets travel 300 ms longer than video; both start capturing at wallclock 0.
+        let mut c = SourceClock::new(0);
+        assert_eq!(c.video(1_000, Duration::ZERO), 0);
+        let a0 = c.audio(50_000, 300 * MS);
+        assert_eq!(a0, 300 * 48, "arrival time places it 300 ms late");
+        // One second in, the sender reports arrive (SR after the first samples).
+        let change = c.sender_report(false, ntp(1_000), 1_000 + 90_000).unwrap();
+        assert_eq!(change, SyncChange::None, "audio has no report yet");
+        let change = c.sender_report(true, ntp(1_000), 50_000 + 48_000).unwrap();
+        assert_eq!(change, SyncChange::AudioShifted(-14_400));
+        // Audio captured at 1 s now sits with video captured at 1 s.
+        assert_eq!(c.audio(50_000 + 48_000, 1_300 * MS), 48_000);
+        assert_eq!(c.video(1_000 + 90_000, 1_000 * MS), 90_000);
+        // The next report says the same: nothing moves.
+        let again = c.sender_report(true, ntp(2_000), 50_000 + 96_000).unwrap();
+        assert_eq!(again, SyncChange::None);
+    }
+
+    #[test]
+    fn reports_before_the_first_audio_packet_place_it() {
+        let mut c = SourceClock::new(9_000);
+        c.video(0, Duration::ZERO);
+        c.sender_report(false, ntp(0), 0).unwrap();
+        c.sender_report(true, ntp(0), 7).unwrap();
+        // Captured 100 ms after video's first frame, arriving 400 ms after it.
+        assert_eq!(c.audio(7 + 4_800, 400 * MS), (9_000 + 9_000) * 8 / 15);
+    }
+
+    #[test]
+    fn implausible_and_bad_reports_keep_arrival_alignment() {
+        let mut c = SourceClock::new(0);
+        c.video(0, Duration::ZERO);
+        c.audio(0, Duration::ZERO);
+        c.sender_report(false, ntp(10_000), 0).unwrap();
+        // Audio's wallclock claims a 5 s offset: not believed.
+        let change = c.sender_report(true, ntp(15_000), 0).unwrap();
+        assert_eq!(change, SyncChange::Implausible(240_000));
+        assert_eq!(c.audio(960, 20 * MS), 960);
+        assert!(c.sender_report(true, 0, 0).is_err());
     }
 
     #[test]

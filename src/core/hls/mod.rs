@@ -3,6 +3,7 @@
 //! parts and segments, the playlist writer, resource names and the blocking-reload rules.
 //! Pure: no I/O, time passed in.
 
+pub mod av_sync;
 mod blocking;
 mod clock;
 mod names;
@@ -13,10 +14,10 @@ pub use blocking::{
     Decision, Directives, PartDecision, PlaylistPosition, Skip, advance_part_limit, decide,
     decide_part, parse_directives,
 };
-pub use clock::SourceClock;
+pub use clock::{SourceClock, SyncChange};
 pub use names::Resource;
 pub use playlist::{
-    MediaPlaylist, Multivariant, PartEntry, RenditionReport, SegmentEntry, format_pdt,
+    MediaPlaylist, Multivariant, PartEntry, RenditionReport, SegmentEntry, format_pdt, with_query,
 };
 pub use segmenter::{PartOut, Segmenter, SegmenterEvent, SegmenterStats};
 

@@ -277,6 +277,51 @@ impl Multivariant {
     }
 }
 
+/// Appends `query` (e.g. `token=...`, already percent-encoded) to every URI of a rendered
+/// playlist: the URI lines (§4.1) and every quoted `URI="..."` attribute (`EXT-X-MAP`,
+/// `EXT-X-PART`, `EXT-X-PRELOAD-HINT`, `EXT-X-RENDITION-REPORT`, `EXT-X-MEDIA`). Players
+/// resolve each relative URI with its own query (RFC 3986 §5.2), so a private room's token
+/// must ride on every one of them. An empty `query` returns the text unchanged.
+pub fn with_query(text: &str, query: &str) -> String {
+    if query.is_empty() {
+        return text.to_owned();
+    }
+    let join = |uri: &str, out: &mut String| {
+        out.push_str(uri);
+        out.push(if uri.contains('?') { '&' } else { '?' });
+        out.push_str(query);
+    };
+    let mut out = String::with_capacity(text.len() + text.len() / 8);
+    for line in text.split_inclusive('\n') {
+        let (body, end) = match line.strip_suffix('\n') {
+            Some(b) => (b, "\n"),
+            None => (line, ""),
+        };
+        if body.is_empty() {
+            out.push_str(line);
+            continue;
+        }
+        if !body.starts_with('#') {
+            join(body, &mut out);
+            out.push_str(end);
+            continue;
+        }
+        let mut rest = body;
+        while let Some(at) = rest.find("URI=\"") {
+            let value_start = at + 5;
+            let Some(len) = rest[value_start..].find('"') else {
+                break;
+            };
+            out.push_str(&rest[..value_start]);
+            join(&rest[value_start..value_start + len], &mut out);
+            rest = &rest[value_start + len..];
+        }
+        out.push_str(rest);
+        out.push_str(end);
+    }
+    out
+}
+
 /// `EXT-X-PROGRAM-DATE-TIME` value: ISO 8601 UTC with milliseconds (§4.4.4.6).
 pub fn format_pdt(unix_ms: u64) -> String {
     let secs = unix_ms / 1000;

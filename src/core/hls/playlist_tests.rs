@@ -158,3 +158,48 @@ fn program_date_time_is_iso_8601_utc() {
     assert_eq!(format_pdt(951_782_400_000), "2000-02-29T00:00:00.000Z");
     assert_eq!(format_pdt(4_102_444_799_999), "2099-12-31T23:59:59.999Z");
 }
+
+/// A private room's token rides on every URI the playlists emit: segments, parts, the map,
+/// the preload hint, the rendition report and the multivariant's media playlists.
+#[test]
+fn token_queries_reach_every_uri() {
+    let q = "token=aaa.bbb.ccc";
+    let text = with_query(&live().render(false), q);
+    golden("live-token.m3u8", &text);
+    let uris = text
+        .lines()
+        .filter(|l| !l.is_empty() && !l.starts_with('#'));
+    let attrs = text.matches("URI=\"").count();
+    assert_eq!(attrs, text.matches("?token=aaa.bbb.ccc\"").count());
+    assert!(attrs > 10, "parts, maps, hint and report");
+    for uri in uris {
+        assert!(uri.ends_with("?token=aaa.bbb.ccc"), "{uri}");
+    }
+    assert!(text.contains(
+        "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"video-0000abcd-20.3.m4s?token=aaa.bbb.ccc\""
+    ));
+    assert!(
+        text.contains("#EXT-X-RENDITION-REPORT:URI=\"audio.m3u8?token=aaa.bbb.ccc\",LAST-MSN=20")
+    );
+    let m = Multivariant {
+        video_codec: Some("avc1.42c01e".into()),
+        resolution: Some((640, 360)),
+        frame_rate: Some(30.0),
+        audio_channels: Some(2),
+        bandwidth: 1_234_000,
+    };
+    let index = with_query(&m.render(), q);
+    golden("index-token.m3u8", &index);
+    assert!(index.contains("URI=\"audio.m3u8?token=aaa.bbb.ccc\""));
+    assert!(index.contains("\nvideo.m3u8?token=aaa.bbb.ccc\n"));
+    // An existing query gets `&`; no query leaves the text alone.
+    assert_eq!(
+        with_query("#EXTM3U\na.m4s?x=1\n", q),
+        "#EXTM3U\na.m4s?x=1&token=aaa.bbb.ccc\n"
+    );
+    assert_eq!(with_query("#EXTM3U\na.m4s", ""), "#EXTM3U\na.m4s");
+    assert_eq!(
+        with_query("#EXTM3U\n\na.m4s", q),
+        "#EXTM3U\n\na.m4s?token=aaa.bbb.ccc"
+    );
+}

@@ -4,6 +4,10 @@
 //! future waiting on the stream's version: memory, not a thread. Cache-Control follows the
 //! LL-HLS practice: playlists `no-cache` (a blocking response, whose URL names a playlist
 //! version, may be cached briefly so CDNs collapse identical requests), media immutable.
+//! Access follows the matrix (`auth::policy`, action `ViewHls`): a private room needs a token,
+//! as `?token=` (players cannot set headers) or Bearer. A `?token=` is appended to every URI
+//! the playlists emit so players carry it along; such playlists, and everything of a private
+//! room, are `Cache-Control: private` so shared caches never hand them to someone else.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -16,13 +20,33 @@ use axum::routing::get;
 use bytes::Bytes;
 
 use super::HlsStream;
+use crate::auth::{Action, Visibility};
 use crate::core::hls::{
     Decision, PartDecision, Rendition, Resource, decide, decide_part, parse_directives,
 };
-use crate::http::{ApiError, App, valid_room};
+use crate::http::{ApiError, App, percent_encode, query_param, valid_room};
 
 const PLAYLIST: &str = "application/vnd.apple.mpegurl";
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";
+const PRIVATE_IMMUTABLE: &str = "private, max-age=31536000, immutable";
+
+/// How a response may be cached and which query its playlist URIs carry.
+struct Audience {
+    /// `token=<percent-encoded>` to append to every playlist URI, from the request's `?token=`.
+    token_query: Option<String>,
+    /// The room is private: nothing may sit in a shared cache.
+    private: bool,
+}
+
+impl Audience {
+    fn playlist_cache(&self, shared: &'static str, private: &'static str) -> &'static str {
+        if self.private || self.token_query.is_some() {
+            private
+        } else {
+            shared
+        }
+    }
+}
 
 /// The LL-HLS routes.
 pub fn routes() -> Router<App> {
@@ -83,10 +107,14 @@ async fn hls(
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Response {
-    match serve(&app, &room, &file, query.as_deref(), &headers).await {
+    let response = match serve(&app, &room, &file, query.as_deref(), &headers).await {
         Ok(response) => response,
         Err(e) => error_response(e),
-    }
+    };
+    app.ops
+        .counters
+        .hls_request(&file, response.status().as_u16());
+    response
 }
 
 fn accepts_gzip(headers: &HeaderMap) -> bool {
@@ -109,6 +137,11 @@ async fn serve(
     headers: &HeaderMap,
 ) -> Result<Response, ApiError> {
     valid_room(room)?;
+    app.authorize(headers, query, room, Action::ViewHls)?;
+    let audience = Audience {
+        token_query: query_param(query, "token").map(|t| format!("token={}", percent_encode(&t))),
+        private: app.visibility(room) == Visibility::Private,
+    };
     if !app.config.hls {
         return Err(ApiError::not_found(
             "LL-HLS is switched off on this server (hls = false)",
@@ -130,13 +163,17 @@ async fn serve(
         }
         return Err(ApiError::not_found(format!("no room `{room}`")));
     };
-    match resource {
-        Resource::Multivariant => Ok(playlist_response(
-            Bytes::from(stream.multivariant()),
-            false,
-            "no-cache",
-        )),
-        Resource::Playlist(r) => media_playlist(&stream, r, query, headers).await,
+    let result = match resource {
+        Resource::Multivariant => {
+            let text = stream.multivariant();
+            let text = match &audience.token_query {
+                Some(q) => crate::core::hls::with_query(&text, q),
+                None => text,
+            };
+            let cache = audience.playlist_cache("no-cache", "private, no-cache");
+            Ok(playlist_response(Bytes::from(text), false, cache))
+        }
+        Resource::Playlist(r) => media_playlist(&stream, r, query, headers, &audience).await,
         Resource::Init {
             rendition,
             stream: id,
@@ -159,7 +196,23 @@ async fn serve(
             msn,
             index,
         } => media(&stream, file, id, rendition, msn, Some(index)).await,
-    }
+    };
+    result.map(|mut response| {
+        if audience.private && response.status().is_success() && !is_playlist(&response) {
+            response.headers_mut().insert(
+                header::CACHE_CONTROL,
+                HeaderValue::from_static(PRIVATE_IMMUTABLE),
+            );
+        }
+        response
+    })
+}
+
+fn is_playlist(response: &Response) -> bool {
+    response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes() == PLAYLIST.as_bytes())
 }
 
 fn playlist_response(body: Bytes, gzip: bool, cache: &'static str) -> Response {
@@ -192,6 +245,7 @@ async fn media_playlist(
     rendition: Rendition,
     query: Option<&str>,
     headers: &HeaderMap,
+    audience: &Audience,
 ) -> Result<Response, ApiError> {
     if !stream.has(rendition) {
         return Err(ApiError::not_found(format!(
@@ -234,16 +288,39 @@ async fn media_playlist(
     }
     let gzip = accepts_gzip(headers);
     let skip = directives.skip != crate::core::hls::Skip::No;
-    let body = stream
-        .playlist(rendition, skip, gzip)
-        .ok_or_else(|| ApiError::not_found("rendition gone"))?;
+    let body = match &audience.token_query {
+        // The shared rendering, then this viewer's token on every URI.
+        Some(q) => {
+            let plain = stream
+                .playlist(rendition, skip, false)
+                .ok_or_else(|| ApiError::not_found("rendition gone"))?;
+            let text = crate::core::hls::with_query(&String::from_utf8_lossy(&plain), q);
+            match gzip {
+                true => gzip_text(&text)?,
+                false => Bytes::from(text),
+            }
+        }
+        None => stream
+            .playlist(rendition, skip, gzip)
+            .ok_or_else(|| ApiError::not_found("rendition gone"))?,
+    };
     // A response to `_HLS_msn` holds at least what the URL asked for, whenever it is served.
     let cache = if directives.msn.is_some() {
-        "public, max-age=6"
+        audience.playlist_cache("public, max-age=6", "private, max-age=6")
     } else {
-        "no-cache"
+        audience.playlist_cache("no-cache", "private, no-cache")
     };
     Ok(playlist_response(body, gzip, cache))
+}
+
+fn gzip_text(text: &str) -> Result<Bytes, ApiError> {
+    use std::io::Write;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    encoder
+        .write_all(text.as_bytes())
+        .and_then(|()| encoder.finish())
+        .map(Bytes::from)
+        .map_err(|e| ApiError::internal("compressing a playlist", e))
 }
 
 /// A segment or part; the next part (what `EXT-X-PRELOAD-HINT` names) and the segment in
@@ -329,11 +406,16 @@ mod tests {
                 if i % 2 == 0 {
                     headers.insert(header::ACCEPT_ENCODING, HeaderValue::from_static("gzip"));
                 }
+                let audience = Audience {
+                    token_query: None,
+                    private: false,
+                };
                 media_playlist(
                     &stream,
                     Rendition::Video,
                     Some("_HLS_msn=0&_HLS_part=1"),
                     &headers,
+                    &audience,
                 )
                 .await
                 .map(|r| r.status())

@@ -161,6 +161,11 @@ impl HlsStream {
         self.version.subscribe()
     }
 
+    /// Requests following this stream now: blocked playlist reloads and part requests.
+    pub fn waiters(&self) -> usize {
+        self.version.receiver_count()
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.inner.lock().expect("HLS store lock poisoned")
     }

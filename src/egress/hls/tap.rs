@@ -13,10 +13,12 @@ use bytes::Bytes;
 use super::store::{HlsStream, NewPart, StreamInfo};
 use crate::core::fmp4::{TrackConfig, init_segment, video_dimensions};
 use crate::core::h264::{AccessUnit, H264Depacketizer, parse_sps};
-use crate::core::hls::{Rendition, Segmenter, SegmenterEvent, SourceClock};
+use crate::core::hls::{Rendition, Segmenter, SegmenterEvent, SourceClock, SyncChange};
 use crate::core::rtp::TimestampUnwrapper;
+use crate::egress::composite::{StageEvent, StageFollower};
 use crate::egress::recorder::Recording;
 use crate::http::App;
+use crate::ingest::sender_reports::{ReportSubscription, SenderReportEvent};
 use crate::room::{MediaPacket, Room, Subscription};
 
 /// Opus channels of WebRTC audio (RFC 7587 §7: `opus/48000/2`).
@@ -71,6 +73,8 @@ struct Tap {
     idle_since: Option<Instant>,
     /// Video of a stream about to start, held until it is known whether audio comes.
     held: Vec<(u64, AccessUnit, Option<ParameterSets>)>,
+    /// Pass-through of the broadcaster, or the composite with guests on stage.
+    stage: StageFollower,
 }
 
 /// Runs the tap until the room is dropped or the server shuts down.
@@ -78,6 +82,7 @@ pub(super) async fn run(app: App, room: Arc<Room>) {
     let video = room.video.subscribe();
     let audio = room.audio.subscribe();
     let mut live = room.watch_live();
+    let mut reports = ReportSubscription::new(room.clone());
     let shutdown = app.hls.shutdown.clone();
     let mut tap = Tap {
         app: app.clone(),
@@ -90,7 +95,9 @@ pub(super) async fn run(app: App, room: Arc<Room>) {
         stream: None,
         idle_since: None,
         held: Vec::new(),
+        stage: StageFollower::new(app.config.composite.clone(), room.watch_stage()),
     };
+    tap.on_stage(StageEvent::Changed);
     let mut tick = tokio::time::interval(HOUSEKEEPING);
     loop {
         tokio::select! {
@@ -107,6 +114,8 @@ pub(super) async fn run(app: App, room: Arc<Room>) {
             }
             Some(packet) = tap.video.rx.recv() => tap.on_video(packet),
             Some(packet) = tap.audio.rx.recv() => tap.on_audio(packet),
+            Some(report) = reports.rx.recv() => tap.on_sender_report(report),
+            event = tap.stage.next() => tap.on_stage(event),
             _ = tick.tick() => {
                 let current = app.rooms.get(room.name()).is_some_and(|r| Arc::ptr_eq(&r, &room));
                 if !current {
@@ -174,7 +183,11 @@ impl Tap {
     }
 
     fn on_video(&mut self, packet: Arc<MediaPacket>) {
-        if !self.follow(packet.source) {
+        let rooms = &self.app.rooms;
+        let Some(id) = self.stage.map_source(packet.source, || rooms.next_source()) else {
+            return;
+        };
+        if !self.follow(id) {
             return;
         }
         let Some(source) = self.source.as_mut() else {
@@ -192,7 +205,11 @@ impl Tap {
     }
 
     fn on_audio(&mut self, packet: Arc<MediaPacket>) {
-        if !self.follow(packet.source) {
+        let rooms = &self.app.rooms;
+        let Some(id) = self.stage.map_source(packet.source, || rooms.next_source()) else {
+            return;
+        };
+        if !self.follow(id) {
             return;
         }
         let now = self.now();
@@ -213,16 +230,68 @@ impl Tap {
         self.drain();
     }
 
+    /// An RTCP sender report of the current source: aligns audio with video by the sender's
+    /// wallclock (arrival time until both tracks have one).
+    fn on_sender_report(&mut self, report: SenderReportEvent) {
+        let room = self.room.name();
+        let mapped = self.stage.mapped(report.source);
+        let Some(source) = self.source.as_mut().filter(|s| Some(s.id) == mapped) else {
+            return;
+        };
+        match source
+            .clock
+            .sender_report(report.audio, report.ntp, report.rtp)
+        {
+            Ok(SyncChange::AudioShifted(ticks)) => tracing::debug!(
+                room,
+                shift_ms = ticks as f64 / 48.0,
+                "audio aligned with video by sender reports"
+            ),
+            Ok(SyncChange::Implausible(ticks)) => tracing::debug!(
+                room,
+                shift_ms = ticks as f64 / 48.0,
+                "sender reports disagree with arrival times; kept arrival alignment"
+            ),
+            Ok(SyncChange::None) => {}
+            Err(e) => tracing::debug!(room, error = %e, "sender report ignored"),
+        }
+    }
+
     fn on_access_unit(&mut self, au: AccessUnit) {
+        let params =
+            self.source
+                .as_ref()
+                .and_then(|s| match (s.depacketizer.sps(), s.depacketizer.pps()) {
+                    (Some(sps), Some(pps)) => Some((sps.clone(), pps.clone())),
+                    _ => None,
+                });
+        self.on_picture(au, params);
+    }
+
+    /// Stage changes and composite output (`egress::composite::StageFollower`): composed
+    /// pictures and mixed audio enter like a publisher session of their own.
+    fn on_stage(&mut self, event: StageEvent) {
+        match event {
+            StageEvent::Changed => {
+                let rooms = &self.app.rooms;
+                self.stage.update(|| rooms.next_source());
+            }
+            StageEvent::Video { source, au, params } => {
+                if self.follow(source) {
+                    self.on_picture(au, params);
+                }
+            }
+            StageEvent::Audio(packet) => self.on_audio(packet),
+        }
+    }
+
+    /// One picture of the current source with its parameter sets.
+    fn on_picture(&mut self, au: AccessUnit, params: Option<ParameterSets>) {
         let now = self.now();
         let Some(source) = self.source.as_mut() else {
             return;
         };
         let dts = source.clock.video(au.ts, now);
-        let params = match (source.depacketizer.sps(), source.depacketizer.pps()) {
-            (Some(sps), Some(pps)) => Some((sps.clone(), pps.clone())),
-            _ => None,
-        };
         let audio_seen = source.audio_packets > 0;
         let ended = self.stream.as_ref().is_none_or(|s| s.hls.is_ended());
         if !ended {
@@ -353,12 +422,16 @@ impl Tap {
         };
         // A second of slack before the first IDR keeps earlier audio in the file.
         let origin = dts.saturating_sub(90_000);
+        let (origin_media, origin_wall) = source.origin;
+        let origin_ms =
+            origin_wall.saturating_add_signed((origin as i64 - origin_media as i64) / 90);
         source.recording = Recording::start(
             &self.app.recordings,
             &self.app.tasks,
             self.room.name(),
             init,
             origin,
+            origin_ms,
         );
     }
 
@@ -415,7 +488,11 @@ impl Tap {
                         r.push(rendition == Rendition::Audio, decode_time, sample);
                     }
                 }
-                SegmenterEvent::KeyframeWanted => self.room.video.request_keyframe(),
+                SegmenterEvent::KeyframeWanted => {
+                    if !self.stage.request_keyframe() {
+                        self.room.video.request_keyframe();
+                    }
+                }
             }
         }
     }

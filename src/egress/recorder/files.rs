@@ -10,6 +10,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use mp4_atom::{Decode, Mvhd};
 use serde::Serialize;
 
+use super::chat::{Sidecar, find_log, read_sidecar, sidecar_path, write_sidecar};
 use crate::core::fmp4::{
     Fmp4Error, InitInfo, Run, VIDEO_TRACK_ID, box_header, parse_init, parse_moof, progressive,
 };
@@ -55,6 +56,8 @@ pub struct RecordingInfo {
     pub url: String,
     /// The VOD HLS playlist of a complete recording.
     pub playlist: Option<String>,
+    /// The broadcast's chat, replayable beside the player (`None`: no chat log).
+    pub chat: Option<String>,
 }
 
 /// A new file stem `<room>-<YYYYmmdd-HHMMSS>` that no file in `dir` uses yet.
@@ -142,6 +145,7 @@ pub fn finalise(dir: &Path, stem: &str) -> Result<Option<RecordingInfo>, Recordi
     let (init, runs, _) = scan(&mut source, len)?;
     if runs.iter().all(|r| r.samples.is_empty()) {
         std::fs::remove_file(&live)?;
+        let _ = std::fs::remove_file(sidecar_path(dir, stem));
         return Ok(None);
     }
     let created = SystemTime::now()
@@ -151,6 +155,18 @@ pub fn finalise(dir: &Path, stem: &str) -> Result<Option<RecordingInfo>, Recordi
     // The start of the broadcast, from the file's name, is its creation time.
     let start = start_from_stem(stem).unwrap_or(created);
     let plan = progressive(&init, &runs, start + MP4_EPOCH_OFFSET)?;
+    // Presentation time zero is the earliest first sample of any track.
+    let earliest_ms = init
+        .tracks
+        .iter()
+        .filter_map(|t| {
+            let first = runs
+                .iter()
+                .find(|r| r.track_id == t.track_id && !r.samples.is_empty())?;
+            Some(first.base_decode_time * 1000 / u64::from(t.timescale.max(1)))
+        })
+        .min()
+        .unwrap_or(0);
     {
         let mut out = BufWriter::with_capacity(1 << 20, File::create(&tmp)?);
         out.write_all(&plan.header)?;
@@ -166,6 +182,15 @@ pub fn finalise(dir: &Path, stem: &str) -> Result<Option<RecordingInfo>, Recordi
     }
     std::fs::rename(&tmp, &done)?;
     std::fs::remove_file(&live)?;
+    let sidecar = read_sidecar(dir, stem).map(|s| Sidecar {
+        origin_ms: s.origin_ms,
+        start_ms: Some(s.origin_ms + earliest_ms),
+    });
+    if let Some(sidecar) = &sidecar
+        && let Err(e) = write_sidecar(dir, stem, sidecar)
+    {
+        tracing::warn!(stem, error = %e, "recording start time not kept; its chat will not replay");
+    }
     Ok(Some(RecordingInfo {
         file: format!("{stem}.mp4"),
         room: room_from_stem(stem),
@@ -176,6 +201,7 @@ pub fn finalise(dir: &Path, stem: &str) -> Result<Option<RecordingInfo>, Recordi
         state: "complete",
         url: format!("/recordings/{stem}.mp4"),
         playlist: Some(format!("/recordings/{stem}/index.m3u8")),
+        chat: None,
     }))
 }
 
@@ -205,7 +231,8 @@ pub fn recover(dir: &Path) -> usize {
     done
 }
 
-fn start_from_stem(stem: &str) -> Option<u64> {
+/// Start (Unix seconds) from a stem `<room>-YYYYmmdd-HHMMSS[-n]`.
+pub(super) fn start_from_stem(stem: &str) -> Option<u64> {
     // <room>-YYYYmmdd-HHMMSS[-n]
     let parts: Vec<&str> = stem.rsplitn(4, '-').collect();
     let (date, time) = match parts.as_slice() {
@@ -231,7 +258,8 @@ fn start_from_stem(stem: &str) -> Option<u64> {
     u64::try_from(days * 86_400 + h * 3600 + mi * 60 + s).ok()
 }
 
-fn room_from_stem(stem: &str) -> String {
+/// The room of a stem `<room>-YYYYmmdd-HHMMSS[-n]`.
+pub(super) fn room_from_stem(stem: &str) -> String {
     let start = start_from_stem(stem);
     let mut parts: Vec<&str> = stem.split('-').collect();
     // Drop "-YYYYmmdd-HHMMSS" and an optional "-n".
@@ -287,8 +315,24 @@ fn fragmented_duration(path: &Path) -> Option<f64> {
     Some(ticks as f64 / f64::from(track.timescale.max(1)))
 }
 
-/// Every recording in `dir`, newest first; `active` names the `.live.mp4` files being written.
-pub fn list(dir: &Path, active: &std::collections::HashSet<String>) -> Vec<RecordingInfo> {
+/// Duration (seconds) of a recording: a finished one's from `mvhd`, a fragmented one's from
+/// its fragments.
+pub(super) fn duration_of(path: &Path) -> Option<f64> {
+    let name = path.file_name()?.to_str()?;
+    if name.ends_with(".live.mp4") {
+        fragmented_duration(path)
+    } else {
+        progressive_header(path).map(|(d, _)| d)
+    }
+}
+
+/// Every recording in `dir`, newest first; `active` names the `.live.mp4` files being written;
+/// each is paired with its broadcast's chat log under `chat_dir`.
+pub fn list(
+    dir: &Path,
+    chat_dir: &Path,
+    active: &std::collections::HashSet<String>,
+) -> Vec<RecordingInfo> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Vec::new();
     };
@@ -323,9 +367,12 @@ pub fn list(dir: &Path, active: &std::collections::HashSet<String>) -> Vec<Recor
                 start_from_stem(stem).unwrap_or(0),
             )
         };
+        let room = room_from_stem(stem);
+        let start_ms = read_sidecar(dir, stem).map_or(start * 1000, |s| s.start());
+        let chat = find_log(chat_dir, &room, start_ms).map(|_| format!("/recordings/{stem}/chat"));
         out.push(RecordingInfo {
             file: name.clone(),
-            room: room_from_stem(stem),
+            room,
             start: format_pdt(start * 1000),
             start_unix: start,
             duration: (duration * 1000.0).round() / 1000.0,
@@ -333,6 +380,7 @@ pub fn list(dir: &Path, active: &std::collections::HashSet<String>) -> Vec<Recor
             state,
             url: format!("/recordings/{name}"),
             playlist: (state == "complete").then(|| format!("/recordings/{stem}/index.m3u8")),
+            chat,
         });
     }
     out.sort_by(|a, b| b.start_unix.cmp(&a.start_unix).then(b.file.cmp(&a.file)));

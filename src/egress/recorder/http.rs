@@ -4,8 +4,8 @@
 
 use axum::Json;
 use axum::Router;
-use axum::extract::{Path, Request, State};
-use axum::http::{HeaderValue, header};
+use axum::extract::{Path, RawQuery, Request, State};
+use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::json;
@@ -13,7 +13,9 @@ use tower::ServiceExt;
 use tower_http::services::ServeFile;
 
 use super::files::RecordingError;
-use crate::http::{ApiError, App};
+use crate::auth::Action;
+use crate::auth::policy::recording_room;
+use crate::http::{ApiError, App, percent_encode, query_param, request_token};
 
 /// The recordings routes.
 pub fn routes() -> Router<App> {
@@ -23,13 +25,33 @@ pub fn routes() -> Router<App> {
         .route("/recordings/{name}/{file}", get(vod))
 }
 
-async fn list(State(app): State<App>) -> Result<Json<serde_json::Value>, ApiError> {
+async fn list(
+    State(app): State<App>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    // Recordings of private rooms are listed to holders of a token for the room only.
+    let token = request_token(&headers, query.as_deref())?;
+    if let Some(t) = &token {
+        app.keys.principal(t)?;
+    }
     let recordings = app.recordings.clone();
     let active = recordings.active();
     let dir = recordings.dir().to_owned();
-    let list = tokio::task::spawn_blocking(move || super::list(&dir, &active))
+    let chat_dir = recordings.chat_dir().to_owned();
+    let list = tokio::task::spawn_blocking(move || super::list(&dir, &chat_dir, &active))
         .await
         .map_err(|e| ApiError::internal("listing recordings", e))?;
+    let list: Vec<_> = list
+        .into_iter()
+        .filter(|r| {
+            let vis = app.visibility(&r.room);
+            let action = Action::ListRecordings;
+            app.keys
+                .authorize(token.as_deref(), &r.room, vis, action)
+                .is_ok()
+        })
+        .collect();
     Ok(Json(json!({
         "enabled": recordings.enabled(),
         "write_errors": recordings.write_errors(),
@@ -54,6 +76,9 @@ async fn file(
     Path(name): Path<String>,
     request: Request,
 ) -> Result<Response, ApiError> {
+    let room = recording_room(&name).unwrap_or(&name);
+    let query = request.uri().query();
+    app.authorize(request.headers(), query, room, Action::DownloadRecording)?;
     if !valid_file(&name) {
         return Err(ApiError::not_found(format!("no recording `{name}`")));
     }
@@ -78,12 +103,72 @@ async fn file(
     Ok(response)
 }
 
+/// `GET /recordings/{name}/chat`: the chat of the broadcast recorded as `{name}.mp4` (or
+/// `{name}.live.mp4`), each event with its `offset` in seconds into the recording; `404` when
+/// the broadcast has no chat log.
+async fn chat(app: App, name: String) -> Result<Response, ApiError> {
+    let missing = format!("no chat log for recording `{name}`");
+    let recordings = app.recordings.clone();
+    let found = tokio::task::spawn_blocking(move || {
+        let dir = recordings.dir();
+        let (path, duration) = [format!("{name}.mp4"), format!("{name}.live.mp4")]
+            .into_iter()
+            .filter(|f| valid_file(f))
+            .map(|f| dir.join(f))
+            .find(|p| p.is_file())
+            .map(|p| {
+                // A recording being written has no end yet.
+                let live = p.to_string_lossy().ends_with(".live.mp4");
+                let duration = if live {
+                    None
+                } else {
+                    super::files::duration_of(&p)
+                };
+                (p, duration)
+            })?;
+        drop(path);
+        let room = super::files::room_from_stem(&name);
+        let start_ms = super::chat::read_sidecar(dir, &name)
+            .map(|s| s.start())
+            .or_else(|| super::files::start_from_stem(&name).map(|s| s * 1000))?;
+        let log = super::chat::find_log(recordings.chat_dir(), &room, start_ms)?;
+        let end_ms = duration.map_or(u64::MAX, |d| start_ms + (d * 1000.0) as u64 + 2_000);
+        Some(super::chat::replay(&log, start_ms, end_ms))
+    })
+    .await
+    .map_err(|e| ApiError::internal("reading a chat log", e))?;
+    let replay = match found {
+        Some(Ok(replay)) => replay,
+        Some(Err(e)) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(ApiError::not_found(missing));
+        }
+        Some(Err(e)) => return Err(ApiError::internal("reading a chat log", e)),
+        None => return Err(ApiError::not_found(missing)),
+    };
+    let mut response = Json(replay).into_response();
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    Ok(response)
+}
+
 /// `GET /recordings/{name}/index.m3u8`, `init.mp4`, `N.m4s`: the finished recording
 /// `{name}.mp4` as VOD HLS (RFC 8216bis §4.4.3.5), fragments cut at its IDRs on request.
 async fn vod(
     State(app): State<App>,
     Path((name, file)): Path<(String, String)>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    let room = recording_room(&name).unwrap_or(&name).to_owned();
+    app.authorize(&headers, query.as_deref(), &room, Action::DownloadRecording)?;
+    let private = app.visibility(&room) == crate::auth::Visibility::Private;
+    // A `?token=` rides on the VOD playlist's URIs, as on the live playlists.
+    let token_query =
+        query_param(query.as_deref(), "token").map(|t| format!("token={}", percent_encode(&t)));
+    if file == "chat" {
+        return chat(app, name).await;
+    }
     let mp4 = format!("{name}.mp4");
     let missing = format!("no recording `{mp4}` or no `{file}` in it");
     let not_found = move || ApiError::not_found(missing.clone());
@@ -117,13 +202,20 @@ async fn vod(
         }
         Err(e) => return Err(ApiError::internal("reading a recording", e)),
     };
+    let body = match (&token_query, kind) {
+        (Some(q), "application/vnd.apple.mpegurl") => bytes::Bytes::from(
+            crate::core::hls::with_query(&String::from_utf8_lossy(&body), q),
+        ),
+        _ => body,
+    };
     let mut response = body.into_response();
     let h = response.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(kind));
-    h.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("public, max-age=3600"),
-    );
+    let cache = match private || token_query.is_some() {
+        true => "private, max-age=3600",
+        false => "public, max-age=3600",
+    };
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
     Ok(response)
 }
 

@@ -6,6 +6,7 @@
 //! in its own task; the tap only `try_send`s. A finished recording also plays as a VOD HLS
 //! playlist made from its sample tables.
 
+pub mod chat;
 mod files;
 mod http;
 mod vod;
@@ -32,9 +33,12 @@ const WRITER_QUEUE: usize = 256;
 #[derive(Debug)]
 pub struct Recordings {
     dir: PathBuf,
+    chat_dir: PathBuf,
     enabled: bool,
     write_errors: AtomicU64,
     dropped_fragments: AtomicU64,
+    /// Counters and the `recording_ready` webhook, set once at start.
+    pub ops: std::sync::OnceLock<std::sync::Arc<crate::ops::Ops>>,
     active: Mutex<HashSet<String>>,
     vod: vod::VodCache,
 }
@@ -44,9 +48,11 @@ impl Recordings {
     pub fn new(data_dir: &Path, enabled: bool) -> Self {
         Self {
             dir: data_dir.join("recordings"),
+            chat_dir: data_dir.join("chat"),
             enabled,
             write_errors: AtomicU64::new(0),
             dropped_fragments: AtomicU64::new(0),
+            ops: std::sync::OnceLock::new(),
             active: Mutex::new(HashSet::new()),
             vod: vod::VodCache::default(),
         }
@@ -55,6 +61,11 @@ impl Recordings {
     /// The directory.
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// Where the chat logs of broadcasts are (`chat::log`), for replays.
+    pub fn chat_dir(&self) -> &Path {
+        &self.chat_dir
     }
 
     /// Whether broadcasts are recorded.
@@ -106,13 +117,15 @@ pub struct Recording {
 
 impl Recording {
     /// Starts recording `room` with `init` (both tracks' init segment); media time `origin`
-    /// (90 kHz) becomes zero in the file. `None` when recordings are off.
+    /// (90 kHz) becomes zero in the file, and happened at `origin_ms` (Unix ms; kept in the
+    /// `<stem>.json` sidecar for chat replay). `None` when recordings are off.
     pub fn start(
         recordings: &std::sync::Arc<Recordings>,
         tasks: &TaskTracker,
         room: &str,
         init: Vec<u8>,
         origin: u64,
+        origin_ms: u64,
     ) -> Option<Self> {
         if !recordings.enabled {
             return None;
@@ -121,7 +134,7 @@ impl Recording {
         let name = format!("{stem}.live.mp4");
         let (tx, rx) = mpsc::channel(WRITER_QUEUE);
         recordings.set_active(&name, true);
-        tasks.spawn(writer(recordings.clone(), stem, rx));
+        tasks.spawn(writer(recordings.clone(), stem, origin_ms, rx));
         let mut recording = Self {
             tx,
             fragmenter: RecordingFragmenter::new(origin),
@@ -195,6 +208,7 @@ impl Recording {
 async fn writer(
     recordings: std::sync::Arc<Recordings>,
     stem: String,
+    origin_ms: u64,
     mut rx: mpsc::Receiver<WriterMsg>,
 ) {
     let live = recordings.dir.join(format!("{stem}.live.mp4"));
@@ -205,6 +219,12 @@ async fn writer(
     };
     let opened = async {
         tokio::fs::create_dir_all(&recordings.dir).await?;
+        let sidecar = chat::Sidecar {
+            origin_ms,
+            start_ms: None,
+        };
+        let json = serde_json::to_vec(&sidecar).expect("the sidecar serialises");
+        tokio::fs::write(chat::sidecar_path(&recordings.dir, &stem), json).await?;
         tokio::fs::File::create(&live).await
     }
     .await;
@@ -224,6 +244,10 @@ async fn writer(
                     fail(e, "write failed (disk full?)");
                     failed = true;
                     break;
+                }
+                if let Some(ops) = recordings.ops.get() {
+                    let n = bytes.len() as u64;
+                    ops.counters.recording_bytes.fetch_add(n, Ordering::Relaxed);
                 }
             }
             WriterMsg::Finish => break,
@@ -245,6 +269,9 @@ async fn writer(
     let result = tokio::task::spawn_blocking(move || finalise(&dir, &stem)).await;
     match result {
         Ok(Ok(Some(info))) => {
+            if let Some(ops) = recordings.ops.get() {
+                ops.recording_ready(&info);
+            }
             tracing::info!(file = %info.file, duration = info.duration, size = info.size, "recording finalised");
         }
         Ok(Ok(None)) => tracing::info!(file = %name, "empty recording removed"),
@@ -269,7 +296,7 @@ mod tests {
         std::os::unix::fs::symlink("/dev/full", recordings.dir().join("x.live.mp4")).unwrap();
         recordings.set_active("x.live.mp4", true);
         let (tx, rx) = mpsc::channel(4);
-        let task = tokio::spawn(writer(recordings.clone(), "x".into(), rx));
+        let task = tokio::spawn(writer(recordings.clone(), "x".into(), 0, rx));
         // tokio's File reports a failed write at the next operation: the tap keeps sending.
         for _ in 0..2 {
             tx.send(WriterMsg::Bytes(Bytes::from(vec![0u8; 256 * 1024])))

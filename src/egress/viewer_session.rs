@@ -1,0 +1,316 @@
+//! A WHEP viewer session (egress side of the media path, I/O shell): drains the queues of all
+//! its slots without allocating per packet, follows the room's stage and switches each slot's
+//! source as participants come and go ([`SlotMap`] decides), tells the page which slot shows
+//! whom with a per-session `stage` message on its `chat` (or `stage`) data channel, and ends
+//! when the session is ended or the connection fails.
+
+use std::future::poll_fn;
+use std::sync::Arc;
+use std::task::Poll;
+
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+use webrtc::data_channel::{DataChannel, DataChannelEvent, RTCDataChannelState};
+use webrtc::media_stream::track_local::TrackLocalEvent;
+use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
+use webrtc::peer_connection::RTCPeerConnectionState;
+
+use super::viewer::Slot;
+use crate::auth::Role;
+use crate::core::stage::{Candidate, SlotMap, StageEntry, StageMessage};
+use crate::http::App;
+use crate::peer::session::Session;
+use crate::peer::{PeerEvent, PeerEvents};
+use crate::room::{MediaPacket, Room, StageView};
+
+/// Label of a data channel that carries only `stage` messages (a studio watching its guests
+/// without a second chat connection).
+pub const STAGE_LABEL: &str = "stage";
+/// RTCP messages queued from the track readers to the session task.
+const FEEDBACK_QUEUE: usize = 64;
+
+/// What a viewer task needs.
+pub struct ViewerCtx {
+    pub app: App,
+    pub room: Arc<Room>,
+    pub session: Arc<Session>,
+    pub slots: Vec<Slot>,
+    pub events: PeerEvents,
+}
+
+type Rx = Option<mpsc::Receiver<Arc<MediaPacket>>>;
+
+/// The next packet of any slot's queue, round-robin from `start` so no slot starves the
+/// others: `(queue index, packet)`; `None` for a queue whose hub went away.
+fn poll_media(
+    rxs: &mut [Rx],
+    start: &mut usize,
+    cx: &mut std::task::Context<'_>,
+) -> Poll<(usize, Option<Arc<MediaPacket>>)> {
+    let n = rxs.len();
+    for k in 0..n {
+        let i = (*start + k) % n;
+        if let Some(rx) = rxs[i].as_mut()
+            && let Poll::Ready(packet) = rx.poll_recv(cx)
+        {
+            *start = (i + 1) % n;
+            return Poll::Ready((i, packet));
+        }
+    }
+    Poll::Pending
+}
+
+/// Forwards a track's RTCP feedback to the session task (RTCP is rare; media is not).
+async fn feedback(
+    local: Arc<TrackLocalStaticRTP>,
+    index: usize,
+    tx: mpsc::Sender<(usize, Vec<Box<dyn rtc::rtcp::Packet>>)>,
+    cancel: CancellationToken,
+) {
+    use webrtc::media_stream::track_local::TrackLocal;
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            event = local.poll() => match event {
+                Some(TrackLocalEvent::OnRtcpPacket(rtcp)) => {
+                    let _ = tx.try_send((index, rtcp));
+                }
+                Some(_) => {}
+                None => return,
+            },
+        }
+    }
+}
+
+/// The session's slots and what they show.
+struct Slots {
+    slots: Vec<Slot>,
+    map: SlotMap,
+    rxs: Vec<Rx>,
+}
+
+impl Slots {
+    fn new(slots: Vec<Slot>, exclude: Option<&str>) -> Self {
+        let map = SlotMap::new(slots.len(), exclude);
+        let rxs = (0..slots.len() * 2).map(|_| None).collect();
+        Self { slots, map, rxs }
+    }
+
+    /// Follows a new stage: switches the slots whose participant changed.
+    fn follow(&mut self, view: &StageView, connected: bool) {
+        let candidates: Vec<Candidate<'_>> = view
+            .members
+            .iter()
+            .map(|m| Candidate {
+                user: &m.user,
+                broadcaster: m.role == Role::Broadcaster,
+            })
+            .collect();
+        for i in self.map.update(&candidates) {
+            let member = self.map.user(i).and_then(|u| view.member(u));
+            let slot = &mut self.slots[i];
+            if let Some(v) = slot.video.as_mut() {
+                self.rxs[2 * i] = v.switch(member.map(|m| m.video.clone()), connected);
+            }
+            if let Some(a) = slot.audio.as_mut() {
+                self.rxs[2 * i + 1] = a.switch(member.map(|m| m.audio.clone()), connected);
+            }
+            tracing::debug!(slot = i, user = ?member.map(|m| &m.user), "viewer slot switched");
+        }
+    }
+
+    /// The per-session `stage` message.
+    fn message(&self, view: &StageView, you: &str) -> String {
+        let participants = view
+            .members
+            .iter()
+            .map(|m| {
+                let slot = self.map.slot_of(&m.user);
+                StageEntry {
+                    id: m.user.clone(),
+                    name: m.name.clone(),
+                    role: m.role.as_str(),
+                    muted: m.is_muted(),
+                    slot,
+                    mids: slot.map(|i| self.slots[i].mids.clone()).unwrap_or_default(),
+                }
+            })
+            .collect();
+        StageMessage {
+            you: you.to_owned(),
+            participants,
+        }
+        .to_json()
+    }
+}
+
+/// Sends the session's `stage` messages on `channel` once it is open, then on every change.
+/// A `chat` channel is read by the chat shell, so its state is polled; a `stage` channel is
+/// this task's alone.
+async fn stage_feed(
+    channel: Arc<dyn DataChannel>,
+    mut messages: watch::Receiver<Arc<str>>,
+    cancel: CancellationToken,
+    owns_events: bool,
+) {
+    let opened = async {
+        loop {
+            if matches!(channel.ready_state().await, Ok(RTCDataChannelState::Open)) {
+                return true;
+            }
+            if owns_events {
+                match channel.poll().await {
+                    Some(DataChannelEvent::OnOpen) => return true,
+                    Some(DataChannelEvent::OnClose) | None => return false,
+                    Some(_) => {}
+                }
+            } else {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        }
+    };
+    tokio::select! {
+        _ = cancel.cancelled() => return,
+        open = tokio::time::timeout(std::time::Duration::from_secs(30), opened) => {
+            if !matches!(open, Ok(true)) {
+                return;
+            }
+        }
+    }
+    loop {
+        let message = messages.borrow_and_update().clone();
+        if !message.is_empty() && channel.send_text(&message).await.is_err() {
+            return;
+        }
+        let drain = async {
+            if owns_events {
+                // Nothing is read from a stage channel; wait for it to close.
+                while let Some(event) = channel.poll().await {
+                    if matches!(event, DataChannelEvent::OnClose) {
+                        break;
+                    }
+                }
+            } else {
+                std::future::pending::<()>().await;
+            }
+        };
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            changed = messages.changed() => if changed.is_err() { return },
+            _ = drain => return,
+        }
+    }
+}
+
+/// Runs until the session is ended (DELETE, removal, shutdown) or the connection fails.
+pub async fn run(ctx: ViewerCtx) {
+    let ViewerCtx {
+        app,
+        room,
+        session,
+        slots,
+        mut events,
+    } = ctx;
+    let you = session.user.id.clone();
+    let exclude = (!session.user.anonymous).then_some(you.as_str());
+    let mut slots = Slots::new(slots, exclude);
+    let cancel = session.cancel.clone();
+    let (feedback_tx, mut feedback_rx) = mpsc::channel(FEEDBACK_QUEUE);
+    for (i, slot) in slots.slots.iter().enumerate() {
+        for (k, track) in [&slot.video, &slot.audio].into_iter().enumerate() {
+            if let Some(t) = track {
+                let task = feedback(t.local(), 2 * i + k, feedback_tx.clone(), cancel.clone());
+                app.tasks.spawn(task);
+            }
+        }
+    }
+    drop(feedback_tx);
+    let mut stage_rx = room.watch_stage();
+    let view = stage_rx.borrow_and_update().clone();
+    slots.follow(&view, false);
+    let stage_msg = watch::Sender::new(Arc::<str>::from(slots.message(&view, &you)));
+    let connect_deadline = tokio::time::sleep(app.config.connect_timeout());
+    tokio::pin!(connect_deadline);
+    let mut connected = false;
+    let mut start = 0usize;
+    loop {
+        tokio::select! {
+            biased;
+            _ = cancel.cancelled() => break,
+            event = events.events.recv() => match event {
+                Some(PeerEvent::State(RTCPeerConnectionState::Connected)) => {
+                    connected = true;
+                    for slot in &slots.slots {
+                        if let Some(v) = &slot.video {
+                            v.request_keyframe();
+                        }
+                    }
+                    tracing::debug!(session = %session.id, "viewer connected");
+                }
+                Some(PeerEvent::State(state @ (RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed))) => {
+                    tracing::info!(session = %session.id, %state, "viewer connection ended");
+                    break;
+                }
+                Some(PeerEvent::DataChannel(channel)) => {
+                    let label = channel.label().await.unwrap_or_default();
+                    let feed = stage_feed(channel.clone(), stage_msg.subscribe(), cancel.clone(), label == STAGE_LABEL);
+                    if label == STAGE_LABEL {
+                        app.tasks.spawn(feed);
+                    } else {
+                        if label == crate::chat::CHAT_LABEL {
+                            app.tasks.spawn(feed);
+                        }
+                        crate::chat::attach_data_channel(&app, &session, channel);
+                    }
+                }
+                Some(_) => {}
+                None => break,
+            },
+            _ = &mut connect_deadline, if !connected => {
+                tracing::warn!(session = %session.id, "viewer never connected (ICE/DTLS); closing");
+                break;
+            }
+            changed = stage_rx.changed() => {
+                if changed.is_err() {
+                    break;
+                }
+                let view = stage_rx.borrow_and_update().clone();
+                slots.follow(&view, connected);
+                stage_msg.send_replace(Arc::from(slots.message(&view, &you)));
+            }
+            Some((index, rtcp)) = feedback_rx.recv() => {
+                let slot = &mut slots.slots[index / 2];
+                let track = if index % 2 == 0 { slot.video.as_mut() } else { slot.audio.as_mut() };
+                if let Some(t) = track {
+                    t.on_rtcp(rtcp).await;
+                }
+            }
+            (index, packet) = poll_fn(|cx| poll_media(&mut slots.rxs, &mut start, cx)) => {
+                let Some(packet) = packet else {
+                    slots.rxs[index] = None;
+                    continue;
+                };
+                let slot = &mut slots.slots[index / 2];
+                let track = if index % 2 == 0 { slot.video.as_mut() } else { slot.audio.as_mut() };
+                if let Some(t) = track {
+                    t.forward(&packet, connected).await;
+                }
+            }
+        }
+    }
+    for slot in &mut slots.slots {
+        for t in [slot.video.as_mut(), slot.audio.as_mut()]
+            .into_iter()
+            .flatten()
+        {
+            t.detach();
+        }
+    }
+    app.sessions.remove(&session.id);
+    app.ops.session_ended(&session);
+    room.remove_viewer(&session.id);
+    if let Err(e) = session.pc.close().await {
+        tracing::debug!(error = %e, "closing viewer PeerConnection");
+    }
+    tracing::info!(room = room.name(), session = %session.id, "viewer left");
+}
