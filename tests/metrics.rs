@@ -237,6 +237,9 @@ async fn metrics_follow_a_real_broadcast() {
     assert_eq!(value(&m, "onair_chat_moderation_refused_total"), 1.0);
     assert_eq!(value(&m, "onair_recordings_active"), 1.0);
     assert!(value(&m, "onair_recording_bytes_total") > 0.0);
+    // Nobody relays through TURN here; the series exist either way.
+    assert_eq!(value(&m, "onair_turn_allocations"), 0.0);
+    value(&m, "onair_turn_relayed_bytes_total{direction=\"to_peer\"}");
     assert_eq!(value(&m, "onair_room_viewers{room=\"gauged\"}"), 1.0);
     assert_eq!(value(&m, "onair_room_live{room=\"gauged\"}"), 1.0);
 

@@ -43,6 +43,7 @@ async fn answer_to(s: &TestServer, room: &str, offer: String) -> String {
     let answer = r.text().await.unwrap();
     let r = reqwest::Client::new()
         .delete(s.url(&location))
+        .header("authorization", s.bearer(room, Role::Broadcaster, "pub"))
         .send()
         .await
         .unwrap();

@@ -30,6 +30,19 @@ fn options(s: &TestServer, room: &str, token: Option<String>) -> PublishOptions 
     }
 }
 
+/// A client that sends `sub`'s broadcaster token, as the session's owner must.
+fn owner_client(s: &TestServer, room: &str, sub: &str) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        s.bearer(room, Role::Broadcaster, sub).parse().unwrap(),
+    );
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .unwrap()
+}
+
 async fn publish_as(s: &TestServer, room: &str, sub: &str) -> Result<Publisher, ClientError> {
     Publisher::connect(options(
         s,
@@ -159,7 +172,7 @@ async fn delete_ends_the_session_at_once_and_a_second_delete_is_404() {
     p.wait_connected(WAIT).await.unwrap();
     s.wait_room("del", WAIT, |r| r["live"] == true).await;
     let url = p.resource_url().to_owned();
-    let client = reqwest::Client::new();
+    let client = owner_client(&s, "del", "gina"); // RFC 9725 §4.3: the session's own token
     let r = client.delete(&url).send().await.unwrap();
     assert_eq!(r.status(), 200);
     let room: serde_json::Value = client
@@ -192,7 +205,7 @@ async fn patch_trickles_restarts_ice_and_checks_if_match() {
     p.wait_connected(WAIT).await.unwrap();
     let url = p.resource_url().to_owned();
     let etag = p.etag().unwrap().to_owned();
-    let client = reqwest::Client::new();
+    let client = owner_client(&s, "patch", "ivy"); // RFC 9725 §4.3: the session's own token
     let frag = |body: &str| body.replace('\n', "\r\n");
 
     let r = client

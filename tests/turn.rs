@@ -330,17 +330,30 @@ async fn a_relay_only_webrtc_client_plays_through_the_embedded_turn() {
 
 /// Runs coturn's `turnutils_uclient` (client-to-client through two allocations) and returns
 /// (messages sent, messages received), or `None` when coturn is not installed.
-fn uclient(port: u16, username: &str, password: &str, extra: &[&str]) -> Option<(u64, u64, String)> {
+fn uclient(
+    port: u16,
+    username: &str,
+    password: &str,
+    extra: &[&str],
+) -> Option<(u64, u64, String)> {
     let mut args = vec!["-y", "-c", "-n", "10", "-m", "1", "-l", "120", "-z", "5"];
     args.extend_from_slice(extra);
     let port = port.to_string();
     args.extend_from_slice(&["-p", &port, "-u", username, "-w", password, "127.0.0.1"]);
-    let out = match Command::new("turnutils_uclient").args(&args).stdin(Stdio::null()).output() {
+    let out = match Command::new("turnutils_uclient")
+        .args(&args)
+        .stdin(Stdio::null())
+        .output()
+    {
         Ok(out) => out,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
         Err(e) => panic!("turnutils_uclient: {e}"),
     };
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     let totals = text
         .lines()
         .filter(|l| l.contains("start_mclient: tot_send_msgs="))
@@ -348,7 +361,11 @@ fn uclient(port: u16, username: &str, password: &str, extra: &[&str]) -> Option<
         .map(|l| {
             let num = |key: &str| -> u64 {
                 let rest = &l[l.find(key).unwrap() + key.len()..];
-                rest.split(|c: char| !c.is_ascii_digit()).next().unwrap().parse().unwrap()
+                rest.split(|c: char| !c.is_ascii_digit())
+                    .next()
+                    .unwrap()
+                    .parse()
+                    .unwrap()
             };
             (num("tot_send_msgs="), num("tot_recv_msgs="))
         })
@@ -373,11 +390,16 @@ async fn coturns_own_client_relays_through_onair_over_udp_and_tcp() {
         })
         .await
         .unwrap() else {
-            println!("SKIPPED: turnutils_uclient is not installed (scripts/setup.sh installs coturn)");
+            println!(
+                "SKIPPED: turnutils_uclient is not installed (scripts/setup.sh installs coturn)"
+            );
             return;
         };
         println!("uclient {mode:?} via onair: sent {sent}, received {received}");
-        assert!(sent > 0 && received > 0, "uclient {mode:?} relayed nothing:\n{log}");
+        assert!(
+            sent > 0 && received > 0,
+            "uclient {mode:?} relayed nothing:\n{log}"
+        );
     }
     let stats = turn.snapshot();
     println!("onair TURN after uclient: {stats:?}");
@@ -454,13 +476,19 @@ async fn a_real_coturn_accepts_onair_minted_credentials() {
     for _ in 0..50 {
         let mut m = Message::new();
         m.build(&[
-            Box::new(MessageType::new(rtc::stun::message::METHOD_BINDING, CLASS_REQUEST)) as Box<dyn Setter>,
+            Box::new(MessageType::new(
+                rtc::stun::message::METHOD_BINDING,
+                CLASS_REQUEST,
+            )) as Box<dyn Setter>,
             Box::new(TransactionId::new()),
         ])
         .unwrap();
         probe.send_to(&m.raw, ("127.0.0.1", port)).await.unwrap();
         let mut buf = [0u8; 512];
-        if tokio::time::timeout(Duration::from_millis(100), probe.recv_from(&mut buf)).await.is_ok() {
+        if tokio::time::timeout(Duration::from_millis(100), probe.recv_from(&mut buf))
+            .await
+            .is_ok()
+        {
             ready = true;
             break;
         }
@@ -474,13 +502,22 @@ async fn a_real_coturn_accepts_onair_minted_credentials() {
         .unwrap()
         .expect("turnutils_uclient ships with coturn");
     println!("coturn with onair credentials: sent {sent}, received {received}");
-    assert!(sent > 0 && received > 0, "coturn refused onair's credentials:\n{log}");
+    assert!(
+        sent > 0 && received > 0,
+        "coturn refused onair's credentials:\n{log}"
+    );
     // Another secret's credentials do not.
-    let other = onair_turn::mint(b"not-the-secret-of-this-onair", "viewer-7", 600, onair::auth::unix_now());
-    let (_, received, log) = tokio::task::spawn_blocking(move || uclient(port, &other.username, &other.password, &[]))
-        .await
-        .unwrap()
-        .unwrap();
+    let other = onair_turn::mint(
+        b"not-the-secret-of-this-onair",
+        "viewer-7",
+        600,
+        onair::auth::unix_now(),
+    );
+    let (_, received, log) =
+        tokio::task::spawn_blocking(move || uclient(port, &other.username, &other.password, &[]))
+            .await
+            .unwrap()
+            .unwrap();
     assert_eq!(received, 0, "coturn took foreign credentials:\n{log}");
     s.stop().await;
 }
@@ -513,7 +550,10 @@ impl RawTurn {
         ];
         setters.extend(attrs);
         if signed {
-            setters.push(Box::new(TextAttribute::new(ATTR_USERNAME, self.username.clone())));
+            setters.push(Box::new(TextAttribute::new(
+                ATTR_USERNAME,
+                self.username.clone(),
+            )));
             setters.push(Box::new(TextAttribute::new(ATTR_REALM, "onair".into())));
             setters.push(Box::new(TextAttribute::new(ATTR_NONCE, self.nonce.clone())));
             setters.push(Box::new(
@@ -540,7 +580,11 @@ impl RawTurn {
     }
 
     /// Sends `method` signed, after a 401 round when no nonce is known yet; the error code.
-    async fn request(&mut self, method: Method, attrs: impl Fn() -> Vec<Box<dyn Setter>>) -> Option<u16> {
+    async fn request(
+        &mut self,
+        method: Method,
+        attrs: impl Fn() -> Vec<Box<dyn Setter>>,
+    ) -> Option<u16> {
         if self.nonce.is_empty() {
             let r = self.exchange(method, attrs(), false).await;
             assert_eq!(code(&r), Some(401));
@@ -556,12 +600,17 @@ fn code(m: &Message) -> Option<u16> {
 }
 
 fn udp_transport() -> Vec<Box<dyn Setter>> {
-    vec![Box::new(RequestedTransport { protocol: PROTO_UDP })]
+    vec![Box::new(RequestedTransport {
+        protocol: PROTO_UDP,
+    })]
 }
 
 fn peer(addr: &str) -> Vec<Box<dyn Setter>> {
     let a: SocketAddr = addr.parse().unwrap();
-    vec![Box::new(PeerAddress { ip: a.ip(), port: a.port() })]
+    vec![Box::new(PeerAddress {
+        ip: a.ip(),
+        port: a.port(),
+    })]
 }
 
 #[tokio::test]
@@ -572,8 +621,16 @@ async fn wrong_credentials_quota_and_private_peers_are_refused() {
     let good = turn.credentials("mallory");
 
     let mut wrong = RawTurn::new(addr, &good.username, "guessed").await;
-    assert_eq!(wrong.request(METHOD_ALLOCATE, udp_transport).await, Some(401));
-    let expired = onair_turn::mint(turn_secret(&s).as_bytes(), "mallory", 60, onair::auth::unix_now() - 3600);
+    assert_eq!(
+        wrong.request(METHOD_ALLOCATE, udp_transport).await,
+        Some(401)
+    );
+    let expired = onair_turn::mint(
+        turn_secret(&s).as_bytes(),
+        "mallory",
+        60,
+        onair::auth::unix_now() - 3600,
+    );
     let mut old = RawTurn::new(addr, &expired.username, &expired.password).await;
     assert_eq!(old.request(METHOD_ALLOCATE, udp_transport).await, Some(401));
     assert_eq!(turn.snapshot().auth_failures, 2);
@@ -582,15 +639,36 @@ async fn wrong_credentials_quota_and_private_peers_are_refused() {
     assert_eq!(first.request(METHOD_ALLOCATE, udp_transport).await, None);
     // The user's one allocation is taken: 486 from another socket.
     let mut second = RawTurn::new(addr, &good.username, &good.password).await;
-    assert_eq!(second.request(METHOD_ALLOCATE, udp_transport).await, Some(486));
+    assert_eq!(
+        second.request(METHOD_ALLOCATE, udp_transport).await,
+        Some(486)
+    );
 
     // Private and loopback peers are forbidden; onair's own media ports are not.
     for forbidden in ["10.0.0.8:50000", "192.168.0.1:50000", "127.0.0.1:22"] {
-        assert_eq!(first.request(METHOD_CREATE_PERMISSION, || peer(forbidden)).await, Some(403), "{forbidden}");
+        assert_eq!(
+            first
+                .request(METHOD_CREATE_PERMISSION, || peer(forbidden))
+                .await,
+            Some(403),
+            "{forbidden}"
+        );
     }
     let media = format!("127.0.0.1:{}", s.server.app().config.udp_ports.first);
-    assert_eq!(first.request(METHOD_CREATE_PERMISSION, || peer(&media)).await, None);
+    assert_eq!(
+        first
+            .request(METHOD_CREATE_PERMISSION, || peer(&media))
+            .await,
+        None
+    );
     let stats = turn.snapshot();
-    assert_eq!((stats.active_allocations, stats.forbidden_peers, stats.quota_rejections), (1, 3, 1));
+    assert_eq!(
+        (
+            stats.active_allocations,
+            stats.forbidden_peers,
+            stats.quota_rejections
+        ),
+        (1, 3, 1)
+    );
     s.stop().await;
 }

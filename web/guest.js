@@ -54,18 +54,20 @@ async function join() {
     },
   });
   publisher = pub;
+  ui.leave.disabled = false;
   try {
     await pub.publish(stream);
+    if (publisher !== pub) return; // left, removed or disconnected meanwhile
     const view = new OnairSession(`/whep/${encodeURIComponent(room)}`, { token });
     viewer = view;
     const main = await view.play({ chat: true, slots: STAGE_SLOTS });
+    if (viewer !== view) return;
     ui.main.srcObject = main;
     ui.main.play().catch(() => {});
     grid.attach(view, view.chat);
     if (view.chat) chat?.attach(view.chat);
-    ui.leave.disabled = false;
   } catch (error) {
-    end(error.message);
+    if (publisher === pub) end(error.message);
   }
 }
 
@@ -77,6 +79,7 @@ function end(reason = "") {
   pub?.close();
   view?.close();
   grid?.clear();
+  delete ui.preview.dataset.user;
   chat?.detach(reason || "You left the stage.");
   ui.main.srcObject = null;
   ui.leave.disabled = true;
@@ -91,7 +94,7 @@ function onStage(message) {
   ui.preview.dataset.user = me; // the preview is the only place this page shows its own media
   const self = message.participants.find((p) => p.id === me);
   ui.mutedNote.hidden = !self?.muted;
-  setStatus(ui.status, "live", self?.muted ? "on stage (muted)" : "on stage");
+  if (self) setStatus(ui.status, "live", self.muted ? "on stage (muted)" : "on stage");
 }
 
 function onSystem(message) {

@@ -26,7 +26,7 @@ export class OnairError extends Error {
  * `onStateChange(state)` receives the PeerConnection's `connectionState`.
  */
 export class OnairSession {
-  constructor(endpoint, { token = "", onStateChange = () => {} } = {}) {
+  constructor(endpoint, { token = "", onStateChange = () => {}, iceTransportPolicy } = {}) {
     this.endpoint = new URL(endpoint, location.href).href;
     this.token = token;
     this.onStateChange = onStateChange;
@@ -36,10 +36,32 @@ export class OnairSession {
     this.closed = false;
     /** The "chat" RTCDataChannel, when publish/play were asked for one (DESIGN.md §4). */
     this.chat = null;
+    /** `?ice=relay` on the page: media only through TURN (the embedded server or `ice_servers`). */
+    this.iceTransportPolicy = iceTransportPolicy ?? (new URLSearchParams(location.search).get("ice") === "relay" ? "relay" : "all");
+  }
+
+  /**
+   * A relay-only connection gathers nothing without TURN servers, so they are fetched before the
+   * RTCPeerConnection exists: an authorised `OPTIONS` on the endpoint answers with the same `Link`
+   * ice-server headers as the `201` (RFC 9725 §4.6).
+   */
+  async #prefetchIceServers() {
+    const origin = new URL(this.endpoint).origin;
+    if (this.iceTransportPolicy !== "relay" || iceServerCache.has(origin)) return;
+    const response = await fetch(this.endpoint, { method: "OPTIONS", headers: this.#authHeaders() });
+    const iceServers = parseIceServerLinks(response.headers.get("Link"));
+    if (iceServers.length === 0) {
+      throw new OnairError("relay-only (?ice=relay) needs TURN servers, and the server offered none", {
+        status: response.status,
+        code: "no_ice_servers",
+      });
+    }
+    iceServerCache.set(origin, iceServers);
   }
 
   /** WHIP: sends the tracks of `stream` (sendonly, H.264 preferred); `chat` adds the chat data channel. */
   async publish(stream, { maxVideoBitrate = 2_500_000, chat = false } = {}) {
+    await this.#prefetchIceServers();
     const pc = this.#createPeerConnection();
     for (const track of [...stream.getVideoTracks(), ...stream.getAudioTracks()]) {
       const init = { direction: "sendonly", streams: [stream] };
@@ -58,6 +80,7 @@ export class OnairSession {
    * "stage" data channel that only carries `stage` messages (`this.stage`).
    */
   async play({ chat = false, slots = 1, stage = false } = {}) {
+    await this.#prefetchIceServers();
     const pc = this.#createPeerConnection();
     const stream = new MediaStream();
     /** Received tracks by the mid of their m-section. */
@@ -108,7 +131,11 @@ export class OnairSession {
   #createPeerConnection() {
     if (this.pc) throw new Error("session already started");
     const iceServers = iceServerCache.get(new URL(this.endpoint).origin) ?? [];
-    const pc = new RTCPeerConnection({ iceServers, bundlePolicy: "max-bundle" });
+    const pc = new RTCPeerConnection({
+      iceServers,
+      bundlePolicy: "max-bundle",
+      iceTransportPolicy: this.iceTransportPolicy,
+    });
     pc.addEventListener("connectionstatechange", () => {
       if (!this.closed) this.onStateChange(pc.connectionState);
     });

@@ -71,9 +71,22 @@ pub(crate) fn opus_codec() -> RTCRtpCodec {
     }
 }
 
-/// A media engine with exactly H.264 (pm=1) and Opus, plus the MID header extension.
-fn media_engine() -> Result<(MediaEngine, Registry), ClientError> {
+/// RFC 6464 client-to-mixer audio level (`a=extmap`, RFC 8285), offered by publishers.
+pub(crate) const AUDIO_LEVEL_URI: &str = "urn:ietf:params:rtp-hdrext:ssrc-audio-level";
+
+/// A media engine with exactly H.264 (pm=1) and Opus, plus the MID header extension; a
+/// `sending` peer (publisher) also offers the RFC 6464 audio level extension on audio.
+fn media_engine(sending: bool) -> Result<(MediaEngine, Registry), ClientError> {
     let mut engine = MediaEngine::default();
+    if sending {
+        engine.register_header_extension(
+            rtc::rtp_transceiver::rtp_sender::RTCRtpHeaderExtensionCapability {
+                uri: AUDIO_LEVEL_URI.to_owned(),
+            },
+            RtpCodecKind::Audio,
+            None,
+        )?;
+    }
     engine.register_codec(
         RTCRtpCodecParameters {
             rtp_codec: h264_codec(),
@@ -268,7 +281,8 @@ pub(crate) async fn build_peer(
     keyframe_requests: bool,
     on_track: Option<OnTrack>,
 ) -> Result<Peer, ClientError> {
-    let (engine, mut registry) = media_engine()?;
+    // Only publishers ask for keyframe requests: they are the sending peers.
+    let (engine, mut registry) = media_engine(keyframe_requests)?;
     if keyframe_requests {
         registry = registry.with(
             Slot::from(14_000),

@@ -157,7 +157,9 @@ test("broadcaster, invited guest and viewer: everyone sees the stage, the guest 
     await guest.locator("#join:not([disabled])").waitFor({ timeout: WAIT });
     await guest.click("#join");
     await waitForState(guest, "live");
+    await guest.waitForFunction((id) => document.getElementById("preview").dataset.user === id, me, { timeout: WAIT });
     await watch.locator(tileVideo(me)).waitFor({ timeout: WAIT });
+    await studio.locator(`[data-testid=guest][data-user="${me}"]`).waitFor({ timeout: WAIT });
     await studio.click(`[data-testid=guest][data-user="${me}"] [data-testid=guest-remove]`);
     await guest.waitForFunction(
       () => /removed you/.test(document.getElementById("error").textContent),
