@@ -204,8 +204,7 @@ async fn request(
                 None => s.url(&format!("/hls/{room}/index.m3u8")),
             };
             let r = client().get(url).send().await.unwrap();
-            let cell = http_cell(r, &what).await;
-            cell
+            http_cell(r, &what).await
         }
         "chat_read" => match ws(s, room, token).await {
             Ok(c) => {

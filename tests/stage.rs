@@ -363,3 +363,62 @@ async fn a_full_stage_refuses_another_guest() {
     g1.close().await.ok();
     server.stop().await;
 }
+
+/// RFC 6464 levels in -dBov: a guest talking and one keeping quiet.
+const LOUD: u8 = 10;
+const SILENT: u8 = 127;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_loud_guest_is_the_active_speaker_and_it_follows_a_swap() {
+    let server = TestServer::start().await;
+    let mut publishers = Vec::new();
+    for (user, role, size) in SIZES {
+        let publisher = publish(&server, user, role, size).await;
+        assert!(
+            publisher.audio_level_negotiated(),
+            "the WHIP answer accepts {user}'s ssrc-audio-level extension"
+        );
+        publishers.push(publisher);
+    }
+    server
+        .wait_room(ROOM, WAIT, |r| {
+            r["stage"].as_array().is_some_and(|s| s.len() == 3)
+        })
+        .await;
+    let viewer = watch(&server, "v", Role::Viewer).await;
+    let mut stage = Value::Null;
+    until(&viewer, &mut stage, "a stage of three", |v| {
+        v["type"] == "stage" && v["participants"].as_array().is_some_and(|p| p.len() == 3)
+    })
+    .await;
+    let [host, g1, g2] = &publishers[..] else {
+        unreachable!("three publishers");
+    };
+    let speaker_is = |user: &'static str| move |v: &Value| v["type"] == "speaker" && v["user"] == user;
+
+    // g1 talks, the others are silent: g1 becomes the speaker.
+    host.set_audio_level(Some(SILENT));
+    g2.set_audio_level(Some(SILENT));
+    g1.set_audio_level(Some(LOUD));
+    until(&viewer, &mut stage, "speaker g1", speaker_is("g1")).await;
+
+    // They swap: the highlight follows g2 (after the selector's hold, never back to g1).
+    g1.set_audio_level(Some(SILENT));
+    g2.set_audio_level(Some(LOUD));
+    let swapped = until(&viewer, &mut stage, "speaker g2", |v| {
+        v["type"] == "speaker" && v["user"] != "g1"
+    })
+    .await;
+    assert_eq!(swapped["user"], "g2", "the next speaker is the loud guest");
+
+    // Everyone silent: nobody stays highlighted for ever.
+    g2.set_audio_level(Some(SILENT));
+    let quiet = until(&viewer, &mut stage, "no speaker", |v| v["type"] == "speaker").await;
+    assert!(quiet["user"].is_null(), "silence clears the speaker: {quiet}");
+
+    viewer.close().await.ok();
+    for p in publishers {
+        p.close().await.ok();
+    }
+    server.stop().await;
+}

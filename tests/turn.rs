@@ -356,8 +356,7 @@ fn uclient(
     );
     let totals = text
         .lines()
-        .filter(|l| l.contains("start_mclient: tot_send_msgs="))
-        .next_back()
+        .rfind(|l| l.contains("start_mclient: tot_send_msgs="))
         .map(|l| {
             let num = |key: &str| -> u64 {
                 let rest = &l[l.find(key).unwrap() + key.len()..];

@@ -6,6 +6,11 @@ const GATHER_TIMEOUT_MS = 1000;
 /** ICE servers learnt from `Link` headers, per endpoint origin, reused by later sessions. */
 const iceServerCache = new Map();
 
+/** Sessions whose PeerConnection exists and that are not closed: `window.onairSessions` in the
+ * console (and for tests) reaches their `pc` for getStats(); diagnostics only. */
+const liveSessions = new Set();
+globalThis.onairSessions = liveSessions;
+
 /** An error the pages can show as is: `message` is human text, `code` is machine-readable. */
 export class OnairError extends Error {
   constructor(message, { status = 0, code = "error" } = {}) {
@@ -113,6 +118,7 @@ export class OnairSession {
   async close() {
     if (this.closed) return;
     this.closed = true;
+    liveSessions.delete(this);
     this.pc?.close();
     await this.#deleteResource();
   }
@@ -140,6 +146,7 @@ export class OnairSession {
       if (!this.closed) this.onStateChange(pc.connectionState);
     });
     this.pc = pc;
+    liveSessions.add(this);
     return pc;
   }
 

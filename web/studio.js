@@ -151,9 +151,10 @@ async function goLive() {
   });
   session = current;
   try {
-    const publishing = current.publish(stream, { chat: true });
-    if (current.chat) chat?.attach(current.chat);
-    await publishing;
+    // The chat channel exists once publish() has created the PeerConnection (it may first
+    // fetch ICE servers) and opens only after the answer, so attaching afterwards misses nothing.
+    await current.publish(stream, { chat: true });
+    if (session === current && current.chat) chat?.attach(current.chat);
   } catch (error) {
     if (session !== current) return; // stopped meanwhile
     await endSession();

@@ -24,7 +24,7 @@ use tokio::sync::watch;
 use webrtc::media_stream::track_remote::TrackRemote;
 use webrtc::peer_connection::{
     PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder,
-    RTCIceGatheringState, RTCPeerConnectionState, RTCSessionDescription, SettingEngineBuilder,
+    RTCIceConnectionState, RTCIceGatheringState, RTCPeerConnectionState, RTCSessionDescription, SettingEngineBuilder,
 };
 
 use crate::error::ClientError;
@@ -167,6 +167,7 @@ pub(crate) type OnTrack = Arc<dyn Fn(Arc<dyn TrackRemote>) + Send + Sync>;
 pub(crate) struct PeerEvents {
     state: watch::Sender<RTCPeerConnectionState>,
     gathered: watch::Sender<bool>,
+    ice_connected_at: OnceLock<Instant>,
     connected_at: OnceLock<Instant>,
 }
 
@@ -175,8 +176,14 @@ impl PeerEvents {
         Self {
             state: watch::Sender::new(RTCPeerConnectionState::New),
             gathered: watch::Sender::new(false),
+            ice_connected_at: OnceLock::new(),
             connected_at: OnceLock::new(),
         }
+    }
+
+    /// When ICE first reached `Connected` (a nominated pair; DTLS starts then), if it has.
+    pub(crate) fn ice_connected_at(&self) -> Option<Instant> {
+        self.ice_connected_at.get().copied()
     }
 
     /// When the connection first reached `Connected` (ICE and DTLS done), if it has.
@@ -250,6 +257,12 @@ impl PeerConnectionEventHandler for Handler {
     async fn on_ice_gathering_state_change(&self, state: RTCIceGatheringState) {
         if state == RTCIceGatheringState::Complete {
             self.events.gathered.send_replace(true);
+        }
+    }
+
+    async fn on_ice_connection_state_change(&self, state: RTCIceConnectionState) {
+        if state == RTCIceConnectionState::Connected {
+            let _ = self.events.ice_connected_at.set(Instant::now());
         }
     }
 

@@ -110,14 +110,17 @@ pub async fn post(
 
     let room = app.rooms.get_or_create(&room_name);
     let name = user.name.clone();
+    // Those who may publish watch as stage participants (studio, guest page), not as audience.
+    let participant = matches!(
+        user.role,
+        crate::auth::Role::Broadcaster | crate::auth::Role::Guest
+    );
     let session = Session::new(&room_name, SessionKind::Whep, user, pc.clone());
     let slots: Vec<viewer::Slot> = slots.into_iter().map(viewer::Slot::new).collect();
     let drop_counters = slots.iter().flat_map(viewer::Slot::dropped).collect();
-    room.add_viewer(ViewerInfo::new(
-        session.id.clone(),
-        name.clone(),
-        drop_counters,
-    ));
+    room.add_viewer(
+        ViewerInfo::new(session.id.clone(), name.clone(), drop_counters).participant(participant),
+    );
     app.sessions.insert(session.clone());
     app.ops.session_started(&session);
     let span = crate::ops::Ops::span(&session);

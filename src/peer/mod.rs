@@ -10,6 +10,7 @@ pub use ports::PortAllocator;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::time::Duration;
 
 use rtc::ice::mdns::MulticastDnsMode;
 use rtc::interceptor::Slot;
@@ -51,6 +52,12 @@ const H264_PROFILES: [(u8, &str); 6] = [
 /// Bytes a data channel may have in flight before a send waits (webrtc's default is unbounded):
 /// a chat peer that stops reading then backs up into its bounded queue, where the hub drops.
 pub const DATA_CHANNEL_SEND_LIMIT: usize = 256 * 1024;
+
+/// Timer period of an ICE-lite agent until a pair is nominated. webrtc-rs queues the DTLS
+/// ClientHello (we answer `setup:active`) when the nomination arrives but sends it only on the
+/// pipeline's next timer tick, by default up to 200 ms later; a lite agent sends no checks of
+/// its own, so a short period only bounds that wait (and ends once ICE is connected).
+const ICE_LITE_TICK: Duration = Duration::from_millis(10);
 
 /// Chain position of [`feedback::ViewerFeedback`]: beyond every built-in interceptor.
 const FEEDBACK_SLOT: usize = 14_000;
@@ -191,6 +198,9 @@ impl PeerFactory {
         let mut builder = SettingEngineBuilder::new()
             .with_lite(self.ice_lite)
             .with_multicast_dns_mode(MulticastDnsMode::Disabled);
+        if self.ice_lite {
+            builder = builder.with_ice_connection_attempts(Some(ICE_LITE_TICK), None);
+        }
         if let Some(ip) = self.public_ip {
             builder = builder.with_nat_1to1_ips(vec![ip.to_string()], RTCIceCandidateType::Host);
         }

@@ -72,6 +72,10 @@ pub struct ViewerInfo {
     pub name: String,
     /// Packets dropped for this viewer because it fell behind.
     pub dropped: u64,
+    /// Someone who may be on stage (broadcaster or guest) watching it, e.g. the studio's view
+    /// of its guests: listed, but not part of the audience [`Room::viewer_count`] counts.
+    #[serde(skip)]
+    pub participant: bool,
     #[serde(skip)]
     drop_counters: Vec<Arc<AtomicU64>>,
 }
@@ -83,8 +87,15 @@ impl ViewerInfo {
             session,
             name,
             dropped: 0,
+            participant: false,
             drop_counters,
         }
+    }
+
+    /// Marks the session as a stage participant's view (not counted as audience).
+    pub fn participant(mut self, participant: bool) -> Self {
+        self.participant = participant;
+        self
     }
 
     fn snapshot(&self) -> Self {
@@ -464,9 +475,9 @@ impl Room {
         self.viewers.remove(session);
     }
 
-    /// Number of viewers.
+    /// Number of viewers in the audience (stage participants watching are not counted).
     pub fn viewer_count(&self) -> usize {
-        self.viewers.len()
+        self.viewers.iter().filter(|v| !v.participant).count()
     }
 
     /// True when nobody publishes or watches and nothing happened for `grace`.

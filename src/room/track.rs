@@ -106,7 +106,8 @@ pub struct TrackHub {
 
 impl TrackHub {
     /// A hub whose consumers each queue up to `queue` packets, keeping `cache` packets for
-    /// retransmission and sending at most one keyframe request per `pli_interval`.
+    /// retransmission and sending at most one keyframe request per `pli_interval` (requests
+    /// while one is outstanding join it).
     pub fn new(kind: TrackKind, queue: usize, cache: usize, pli_interval: Duration) -> Self {
         Self {
             kind,
@@ -173,6 +174,10 @@ impl TrackHub {
         self.packets_in.fetch_add(1, Ordering::Relaxed);
         self.bytes_in
             .fetch_add(packet.payload.len() as u64, Ordering::Relaxed);
+        if packet.keyframe {
+            // Before the fan-out: a consumer asking from now on needs a newer keyframe.
+            self.pli.lock().expect("pli lock poisoned").keyframe_seen();
+        }
         let packet = Arc::new(packet);
         if self.kind == TrackKind::Video {
             self.cache
@@ -207,7 +212,8 @@ impl TrackHub {
         self.cache.lock().expect("cache lock poisoned").clear();
     }
 
-    /// Asks the publisher for a keyframe; rate-limited per track (RFC 4585 §6.3.1 PLI).
+    /// Asks the publisher for a keyframe (RFC 4585 §6.3.1 PLI): joins an outstanding request
+    /// if one is on its way, else sends within one `pli_interval` ([`PliThrottle`]).
     pub fn request_keyframe(&self) {
         let send_now = self
             .pli
@@ -341,5 +347,24 @@ mod tests {
             "one deferred request pending"
         );
         assert_eq!(hub.stats().keyframe_requests, 1);
+    }
+
+    #[tokio::test]
+    async fn a_keyframe_satisfies_waiting_requests() {
+        let hub = TrackHub::new(TrackKind::Video, 16, 16, Duration::from_secs(60));
+        let _viewer = hub.subscribe();
+        hub.request_keyframe();
+        assert!(hub.take_keyframe_request());
+        hub.request_keyframe();
+        assert!(hub.next_keyframe_deadline().is_some(), "covered, waiting");
+        hub.publish(packet(0)); // starts a keyframe
+        assert!(hub.next_keyframe_deadline().is_none(), "served by the keyframe");
+        hub.publish(packet(1));
+        hub.request_keyframe();
+        assert!(
+            hub.next_keyframe_deadline().is_some(),
+            "a newcomer after the keyframe waits for the next step, not for ever"
+        );
+        assert!(!hub.take_keyframe_request(), "inside the interval");
     }
 }

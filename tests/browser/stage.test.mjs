@@ -43,6 +43,31 @@ async function assertPlaying(page, selector, what) {
   assert.ok(later.time > first.time, `${what}: currentTime advances`);
 }
 
+/** Records every SDP answer the page applies (window.__answers), first one first. */
+const recordAnswers = (page) =>
+  page.addInitScript(() => {
+    window.__answers = [];
+    const original = RTCPeerConnection.prototype.setRemoteDescription;
+    RTCPeerConnection.prototype.setRemoteDescription = function (description, ...rest) {
+      if (description?.type === "answer") window.__answers.push(description.sdp);
+      return original.call(this, description, ...rest);
+    };
+  });
+
+/** The audio m-section of an SDP. */
+const audioSection = (sdp) => sdp.split(/\r?\n(?=m=)/).find((section) => section.startsWith("m=audio")) ?? "";
+
+/** Asserts that the page's first answer (its WHIP session) accepted the RFC 6464 audio level extension. */
+async function assertAudioLevelNegotiated(page, what) {
+  const [whip] = await page.evaluate(() => window.__answers);
+  assert.ok(whip, `${what}: the WHIP answer was recorded`);
+  assert.match(
+    audioSection(whip),
+    /^a=extmap:\d+ urn:ietf:params:rtp-hdrext:ssrc-audio-level\r?$/m,
+    `${what}: the WHIP answer negotiates Chromium's audio level (active speaker)`,
+  );
+}
+
 /** The user ids of a page's stage tiles. */
 const tileUsers = (page) =>
   page.evaluate(() => [...document.querySelectorAll("[data-testid=stage-tile]")].map((t) => t.dataset.user));
@@ -56,9 +81,12 @@ test("broadcaster, invited guest and viewer: everyone sees the stage, the guest 
   const watch = await openPage("watch");
   await withDiagnostics({ studio, guest, watch }, async () => {
     // The broadcaster goes live with the fake camera and invites a guest.
+    await recordAnswers(studio);
+    await recordAnswers(guest);
     await studio.goto(links().studio);
     await studio.click("#go-live");
     await waitForState(studio, "live");
+    await assertAudioLevelNegotiated(studio, "broadcaster");
     await studio.click("#invite");
     const inviteBox = studio.locator("#invite-link");
     await inviteBox.waitFor({ state: "visible" });
@@ -94,6 +122,7 @@ test("broadcaster, invited guest and viewer: everyone sees the stage, the guest 
       })
       .then((handle) => handle.jsonValue());
     assert.ok(me, "the guest learnt its own id from the stage message");
+    await assertAudioLevelNegotiated(guest, "guest");
 
     // The guest sees the broadcaster in the main picture, and never itself in a tile.
     await assertPlaying(guest, "#main", "guest: the broadcaster");

@@ -126,7 +126,8 @@ pub async fn run(
         sessions,
         window_secs: secs,
         join_ms: joins.summary(),
-        join_steps_p50_ms: joins.steps(),
+        join_steps_p50_ms: joins.steps(0.5),
+        join_steps_p95_ms: joins.steps(0.95),
         loss: Some(loss(&start.stats, &end.stats)),
         latency_ms: Some(LatencyReport::from_us(&latency, unmatched)),
         throughput: Some(throughput(&start.stats, &end.stats, secs, {

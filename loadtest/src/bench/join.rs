@@ -85,12 +85,15 @@ pub(super) async fn close_all(viewers: Vec<Viewer>) -> usize {
     }
 }
 
-/// Join times from viewers' stats: POST to first keyframe, and the medians of its steps.
+/// Join times from viewers' stats: POST to first keyframe, and its steps.
 #[derive(Debug, Default)]
 pub(super) struct JoinTimes {
     join: HistogramSnapshot,
     signaling: HistogramSnapshot,
+    ice: HistogramSnapshot,
+    dtls: HistogramSnapshot,
     ice_dtls: HistogramSnapshot,
+    first_packet: HistogramSnapshot,
     keyframe_wait: HistogramSnapshot,
 }
 
@@ -98,20 +101,22 @@ impl JoinTimes {
     /// Adds one viewer's timeline (ignored if it never received a keyframe).
     pub(super) fn add(&mut self, stats: &ViewerStats) {
         let t = &stats.timeline;
+        let Some(join) = t.join_to_keyframe() else {
+            return;
+        };
         let us = |d: Duration| d.as_micros() as u64;
-        if let Some(join) = t.join_to_keyframe() {
-            self.join.record(us(join));
-        }
-        if let (Some(posted), Some(answered)) = (t.posted, t.answered) {
-            self.signaling.record(us(answered.saturating_sub(posted)));
-        }
-        if let (Some(answered), Some(connected)) = (t.answered, t.connected) {
-            self.ice_dtls.record(us(connected.saturating_sub(answered)));
-        }
-        if let (Some(connected), Some(keyframe)) = (t.connected, t.first_keyframe) {
-            self.keyframe_wait
-                .record(us(keyframe.saturating_sub(connected)));
-        }
+        self.join.record(us(join));
+        let step = |h: &mut HistogramSnapshot, from: Option<Duration>, to: Option<Duration>| {
+            if let (Some(from), Some(to)) = (from, to) {
+                h.record(us(to.saturating_sub(from)));
+            }
+        };
+        step(&mut self.signaling, t.posted, t.answered);
+        step(&mut self.ice, t.answered, t.ice_connected);
+        step(&mut self.dtls, t.ice_connected, t.connected);
+        step(&mut self.ice_dtls, t.answered, t.connected);
+        step(&mut self.first_packet, t.connected, t.first_packet);
+        step(&mut self.keyframe_wait, t.connected, t.first_keyframe);
     }
 
     /// Viewers that received a keyframe.
@@ -124,12 +129,16 @@ impl JoinTimes {
         MsSummary::from_us(&self.join)
     }
 
-    /// Medians of the steps.
-    pub(super) fn steps(&self) -> Option<JoinSteps> {
+    /// The steps at quantile `q` each (0.5: medians; they need not add up to the join's).
+    pub(super) fn steps(&self, q: f64) -> Option<JoinSteps> {
+        let at = |h: &HistogramSnapshot| super::report::ms(h.quantile(q));
         (self.join.count() > 0).then(|| JoinSteps {
-            signaling: super::report::ms(self.signaling.quantile(0.5)),
-            ice_dtls: super::report::ms(self.ice_dtls.quantile(0.5)),
-            keyframe_wait: super::report::ms(self.keyframe_wait.quantile(0.5)),
+            signaling: at(&self.signaling),
+            ice: at(&self.ice),
+            dtls: at(&self.dtls),
+            ice_dtls: at(&self.ice_dtls),
+            first_packet: at(&self.first_packet),
+            keyframe_wait: at(&self.keyframe_wait),
         })
     }
 }

@@ -200,6 +200,7 @@ impl PreparedPublisher {
             audio: self.spec.audio.then(AudioConfig::default),
             chat: false,
             latency_probe: probe,
+            ..Default::default()
         })
         .await
         .map_err(BenchError::Publisher)?;

@@ -82,6 +82,8 @@ pub struct ScenarioReport {
     pub join_ms: Option<MsSummary>,
     /// Medians of the join's steps, ms.
     pub join_steps_p50_ms: Option<JoinSteps>,
+    /// 95th percentiles of the join's steps, ms.
+    pub join_steps_p95_ms: Option<JoinSteps>,
     /// Sequence gaps over the window.
     pub loss: Option<Loss>,
     /// Per-packet forwarding latency over the window (video), ms; chat: send to delivery.
@@ -168,13 +170,19 @@ impl MsSummary {
     }
 }
 
-/// Medians of the steps of a join, ms.
+/// The steps of a join at one quantile, ms (each step's own quantile).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
 pub struct JoinSteps {
     /// POST to the `201` answer (the server's signaling).
     pub signaling: f64,
+    /// Answer to ICE `Connected` (connectivity checks and nomination).
+    pub ice: f64,
+    /// ICE `Connected` to `Connected` (the DTLS handshake, including its first flight's wait).
+    pub dtls: f64,
     /// Answer to `Connected` (ICE and DTLS).
     pub ice_dtls: f64,
+    /// `Connected` to the first RTP packet of any track.
+    pub first_packet: f64,
     /// `Connected` to the first keyframe packet (keyframe request and the gate).
     pub keyframe_wait: f64,
 }

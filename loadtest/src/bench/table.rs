@@ -102,12 +102,15 @@ impl BenchReport {
                     cpu.generator_cores, cpu.machine_busy_pct
                 );
             }
-            if let Some(s) = r.join_steps_p50_ms {
-                let _ = write!(
-                    line,
-                    " join steps p50: signaling {:.1} ms, ICE+DTLS {:.1} ms, keyframe wait {:.1} ms;",
-                    s.signaling, s.ice_dtls, s.keyframe_wait
-                );
+            for (label, steps) in [("p50", r.join_steps_p50_ms), ("p95", r.join_steps_p95_ms)] {
+                if let Some(s) = steps {
+                    let _ = write!(
+                        line,
+                        " join steps {label}: signaling {:.1}, ICE {:.1}, DTLS {:.1}, \
+                         to first RTP {:.1}, keyframe wait {:.1} ms;",
+                        s.signaling, s.ice, s.dtls, s.first_packet, s.keyframe_wait
+                    );
+                }
             }
             if let Some(l) = r.loss {
                 let _ = write!(

@@ -183,11 +183,17 @@ impl Viewer {
     /// A snapshot of everything measured so far.
     pub fn stats(&self) -> ViewerStats {
         let video = self.shared.video.snapshot();
+        let audio = self.shared.audio.snapshot();
         let since_start = |at: Instant| at.saturating_duration_since(self.shared.started);
         let timeline = JoinTimeline {
             posted: Some(since_start(self.posted_at)),
             answered: Some(since_start(self.answered_at)),
+            ice_connected: self.events.ice_connected_at().map(since_start),
             connected: self.events.connected_at().map(since_start),
+            first_packet: [video.first_packet_at, audio.first_packet_at]
+                .into_iter()
+                .flatten()
+                .min(),
             first_video_packet: video.first_packet_at,
             first_keyframe: video.first_keyframe_at,
         };
@@ -201,7 +207,7 @@ impl Viewer {
             });
         ViewerStats {
             video,
-            audio: self.shared.audio.snapshot(),
+            audio,
             connected: self.events.state() == RTCPeerConnectionState::Connected,
             stalled: self.shared.gate.is_stalled(),
             timeline,

@@ -92,8 +92,12 @@ pub struct JoinTimeline {
     pub posted: Option<Duration>,
     /// The `201` and its SDP answer had arrived.
     pub answered: Option<Duration>,
+    /// ICE was up (a nominated pair): the DTLS handshake starts here.
+    pub ice_connected: Option<Duration>,
     /// ICE and DTLS were up (`Connected`).
     pub connected: Option<Duration>,
+    /// The first RTP packet of any track arrived (audio is not held for a keyframe).
+    pub first_packet: Option<Duration>,
     /// The first video packet arrived.
     pub first_video_packet: Option<Duration>,
     /// The first video packet that begins a keyframe arrived.

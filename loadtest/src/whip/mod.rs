@@ -5,7 +5,7 @@
 mod pacer;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::time::Duration;
 
 use rtc::media_stream::MediaStreamTrack;
@@ -25,7 +25,7 @@ use crate::media::{AudioConfig, AudioSource, VideoConfig, VideoLoop, VideoSource
 use crate::peer::{self, Peer, PeerEvents};
 use crate::probe::LatencyProbe;
 use crate::signaling;
-use pacer::{Counters, RtpOut};
+use pacer::{AudioLevelStamp, Counters, NO_AUDIO_LEVEL, RtpOut};
 
 /// How to publish.
 #[derive(Debug, Clone)]
@@ -48,6 +48,15 @@ pub struct PublishOptions {
     /// Note the send instant of every video packet here, for viewers in the same process to
     /// measure forwarding latency ([`LatencyProbe`]).
     pub latency_probe: Option<Arc<LatencyProbe>>,
+    /// After this many frames, continue with a fresh encoder of this configuration (new
+    /// SPS/PPS and an IDR), as a browser does when it changes resolution mid-broadcast.
+    /// Ignored with `video_loop`.
+    pub video_change: Option<(u64, VideoConfig)>,
+    /// Hold the first Opus packets back this long, then send them at once: audio reaches the
+    /// server late against its RTP timestamps (a sender whose audio path starts slowly),
+    /// while the RTCP sender reports, made once packets flow in real time, describe capture
+    /// time. For A/V sync tests.
+    pub audio_hold: Option<Duration>,
 }
 
 impl Default for PublishOptions {
@@ -62,6 +71,8 @@ impl Default for PublishOptions {
             audio: Some(AudioConfig::default()),
             chat: false,
             latency_probe: None,
+            video_change: None,
+            audio_hold: None,
         }
     }
 }
@@ -108,6 +119,9 @@ pub struct Publisher {
     counters: Arc<Counters>,
     video_active: bool,
     audio_active: bool,
+    /// RFC 6464 level stamped on Opus packets ([`NO_AUDIO_LEVEL`]: none).
+    audio_level: Arc<AtomicU8>,
+    audio_level_negotiated: bool,
     tasks: Vec<JoinHandle<()>>,
     chat: Option<ChatChannel>,
     closed: bool,
@@ -171,6 +185,17 @@ async fn add_sendonly_track(
     })
 }
 
+/// The id the answer negotiated for the header extension `uri` on this sender, if any.
+async fn negotiated_extension_id(out: &Outgoing, uri: &str) -> Option<u8> {
+    let parameters = out.sender.get_parameters().await.ok()?;
+    parameters
+        .rtp_parameters
+        .header_extensions
+        .iter()
+        .find(|ext| ext.uri == uri)
+        .and_then(|ext| u8::try_from(ext.id).ok())
+}
+
 /// The payload type the answer negotiated for this sender, if it accepted the media at all.
 async fn negotiated_payload_type(out: &Outgoing) -> Option<u8> {
     let parameters = out.sender.get_parameters().await.ok()?;
@@ -193,8 +218,12 @@ impl Publisher {
             (None, None) => None,
         };
         let audio = opts.audio.map(AudioSource::new).transpose()?;
+        let video_change = match (&opts.video_loop, opts.video_change) {
+            (None, Some((after, config))) => Some((after, VideoSource::new(config)?)),
+            _ => None,
+        };
         let peer = peer::build_peer(bind_ip, true, None).await?;
-        match Self::start(&peer, url, &opts, video, audio).await {
+        match Self::start(&peer, url, &opts, video, audio, video_change).await {
             Ok(publisher) => Ok(publisher),
             Err(error) => {
                 let _ = peer.pc.close().await;
@@ -209,6 +238,7 @@ impl Publisher {
         opts: &PublishOptions,
         video: Option<VideoSource>,
         audio: Option<AudioSource>,
+        video_change: Option<(u64, VideoSource)>,
     ) -> Result<Self, ClientError> {
         let video_out = match &video {
             Some(_) => {
@@ -253,12 +283,22 @@ impl Publisher {
                 Arc::clone(&counters),
                 peer.events.subscribe(),
                 opts.latency_probe.clone(),
+                video_change,
             )));
             video_active = true;
         }
+        let audio_level = Arc::new(AtomicU8::new(NO_AUDIO_LEVEL));
+        let mut audio_level_negotiated = false;
         if let (Some(out), Some(source)) = (audio_out, audio)
             && let Some(payload_type) = negotiated_payload_type(&out).await
         {
+            let stamp = negotiated_extension_id(&out, peer::AUDIO_LEVEL_URI)
+                .await
+                .map(|id| AudioLevelStamp {
+                    id,
+                    level: Arc::clone(&audio_level),
+                });
+            audio_level_negotiated = stamp.is_some();
             let rtp = RtpOut {
                 track: out.track,
                 ssrc: out.ssrc,
@@ -269,6 +309,8 @@ impl Publisher {
                 source,
                 Arc::clone(&counters),
                 peer.events.subscribe(),
+                stamp,
+                opts.audio_hold,
             )));
             audio_active = true;
         }
@@ -281,6 +323,8 @@ impl Publisher {
             counters,
             video_active,
             audio_active,
+            audio_level,
+            audio_level_negotiated,
             tasks,
             chat,
             closed: false,
@@ -305,6 +349,20 @@ impl Publisher {
     /// Waits until ICE and DTLS are up; fails if the connection fails first or on timeout.
     pub async fn wait_connected(&self, timeout: Duration) -> Result<(), ClientError> {
         self.events.wait_connected(timeout).await
+    }
+
+    /// Stamps every following Opus packet with this RFC 6464 audio level in -dBov (0 is the
+    /// loudest, 127 silence; larger values count as 127), as a browser does from its
+    /// microphone; `None` (the default) sends no level. No effect unless the answer accepted
+    /// the extension ([`Publisher::audio_level_negotiated`]).
+    pub fn set_audio_level(&self, dbov: Option<u8>) {
+        let level = dbov.map_or(NO_AUDIO_LEVEL, |l| l.min(127));
+        self.audio_level.store(level, Ordering::Relaxed);
+    }
+
+    /// Whether the answer negotiated `urn:ietf:params:rtp-hdrext:ssrc-audio-level` on audio.
+    pub fn audio_level_negotiated(&self) -> bool {
+        self.audio_level_negotiated
     }
 
     /// The `chat` data channel, when [`PublishOptions::chat`] asked for one.

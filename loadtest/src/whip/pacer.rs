@@ -8,7 +8,7 @@
 //! missed shows up as a timestamp jump, like a real capture device, not as drift.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -151,10 +151,12 @@ pub(crate) async fn run_video(
     counters: Arc<Counters>,
     mut state: watch::Receiver<RTCPeerConnectionState>,
     probe: Option<Arc<LatencyProbe>>,
+    mut change: Option<(u64, VideoSource)>,
 ) {
     if !until_connected(&mut state).await {
         return;
     }
+    let mut frames: u64 = 0;
     let mut clock = Clock::new(1, u64::from(source.config().fps), VIDEO_CLOCK_RATE);
     let mut payloader = H264Payloader::default();
     let mut seq: u16 = rand::random();
@@ -163,6 +165,13 @@ pub(crate) async fn run_video(
         if is_terminal(*state.borrow()) {
             return;
         }
+        if change.as_ref().is_some_and(|(after, _)| frames >= *after)
+            && let Some((_, next)) = change.take()
+        {
+            // A new encoder, as when a browser changes resolution: new SPS/PPS and an IDR.
+            source = next;
+        }
+        frames += 1;
         if keyframe_request.swap(false, Ordering::AcqRel) {
             source.force_keyframe();
         }
@@ -233,16 +242,49 @@ async fn encode(
     }
 }
 
-/// Sends one Opus packet per tick (every `frame_ms`) until the connection ends.
+/// [`AudioLevelStamp::level`] when no audio level is to be sent.
+pub(crate) const NO_AUDIO_LEVEL: u8 = u8::MAX;
+
+/// The RFC 6464 client-to-mixer audio level stamped on every Opus packet, under the extension
+/// id the answer negotiated (RFC 8285 one-byte form).
+pub(crate) struct AudioLevelStamp {
+    /// Negotiated `a=extmap` id.
+    pub id: u8,
+    /// Level in -dBov (0 loudest, 127 silence), or [`NO_AUDIO_LEVEL`]; changed while sending.
+    pub level: Arc<AtomicU8>,
+}
+
+impl AudioLevelStamp {
+    fn apply(&self, header: &mut Header) {
+        let level = self.level.load(Ordering::Relaxed);
+        if level == NO_AUDIO_LEVEL {
+            return;
+        }
+        let level = level.min(127);
+        // RFC 6464 §3: V (voice activity) in the top bit, claimed for anything above silence.
+        let byte = if level < 127 { 0x80 | level } else { level };
+        if let Err(error) = header.set_extension(self.id, Bytes::copy_from_slice(&[byte])) {
+            tracing::debug!(%error, id = self.id, "cannot stamp the audio level");
+        }
+    }
+}
+
+/// Sends one Opus packet per tick (every `frame_ms`) until the connection ends, each with the
+/// current audio level when `level` is given.
 pub(crate) async fn run_audio(
     out: RtpOut,
     mut source: AudioSource,
     counters: Arc<Counters>,
     mut state: watch::Receiver<RTCPeerConnectionState>,
+    level: Option<AudioLevelStamp>,
+    hold: Option<Duration>,
 ) {
     if !until_connected(&mut state).await {
         return;
     }
+    // Packets held back at the start, then sent at once (see `PublishOptions::audio_hold`).
+    let hold_until = hold.map(|h| Instant::now() + h);
+    let mut held: Vec<(Header, Bytes)> = Vec::new();
     let config = source.config();
     let mut clock = Clock::new(
         u64::from(config.frame_ms),
@@ -265,8 +307,23 @@ pub(crate) async fn run_audio(
         };
         let len = payload.len() as u64;
         // Marker on the first packet of a talkspurt (RFC 3551 §4.1): here, the very first.
-        let header = out.header(seq, timestamp, std::mem::take(&mut first));
+        let mut header = out.header(seq, timestamp, std::mem::take(&mut first));
+        if let Some(level) = &level {
+            level.apply(&mut header);
+        }
         seq = seq.wrapping_add(1);
+        if hold_until.is_some_and(|until| Instant::now() < until) {
+            held.push((header, payload));
+            continue;
+        }
+        for (header, payload) in held.drain(..) {
+            let len = payload.len() as u64;
+            if !out.write(header, payload, &counters, &state).await {
+                return;
+            }
+            bump(&counters.audio_packets_sent, 1);
+            bump(&counters.audio_bytes_sent, len);
+        }
         if !out.write(header, payload, &counters, &state).await {
             return;
         }

@@ -1,11 +1,12 @@
 //! The fMP4 init segment (`ftyp` + `moov` with `mvex`/`trex`) for the HLS renditions and the
 //! recordings (media path: SPS/PPS from `core::h264` -> here -> `EXT-X-MAP` / recording
-//! header): `avc1`+`avcC` built from the SPS and PPS (ISO/IEC 14496-15 §5.3.3), `Opus`+`dOps`
-//! version 0 with pre-skip 312 (Opus in ISOBMFF §4.3). Pure.
+//! header): `avc1`+`avcC` built from the SPS and PPS (ISO/IEC 14496-15 §5.3.3), or `avc3`
+//! (§5.4.2: parameter sets also in-band, so one track carries resolution changes) for the
+//! recordings, `Opus`+`dOps` version 0 with pre-skip 312 (Opus in ISOBMFF §4.3). Pure.
 
 use bytes::Bytes;
 use mp4_atom::{
-    Audio, Avc1, Avcc, AvccExt, Codec, Dinf, Dops, Dref, DrefEntry, Encode, Ftyp, Hdlr, Mdhd, Mdia,
+    Audio, Avc1, Avc3, Avcc, AvccExt, Codec, Dinf, Dops, Dref, DrefEntry, Encode, Ftyp, Hdlr, Mdhd, Mdia,
     Minf, Moov, Mvex, Mvhd, Opus, Smhd, Stbl, Stsd, Tkhd, Trak, Trex, Url, Visual, Vmhd,
 };
 
@@ -24,6 +25,15 @@ pub enum TrackConfig {
         /// Sequence parameter set.
         sps: Bytes,
         /// Picture parameter set.
+        pps: Bytes,
+    },
+    /// H.264 whose samples carry their own SPS/PPS before every IDR (`avc3`, ISO/IEC
+    /// 14496-15 §5.4.2): the parameter sets may change mid-track, e.g. when the publisher
+    /// raises its resolution. `sps`/`pps` are the first ones (the `avcC`, the track size).
+    VideoInBand {
+        /// First sequence parameter set.
+        sps: Bytes,
+        /// First picture parameter set.
         pps: Bytes,
     },
     /// Opus at 48 kHz.
@@ -56,7 +66,10 @@ pub fn init_segment(tracks: &[TrackConfig]) -> Result<Vec<u8>, Fmp4Error> {
     let mut trex = Vec::new();
     for track in tracks {
         let (t, id) = match track {
-            TrackConfig::Video { sps, pps } => (video_trak(sps, pps)?, VIDEO_TRACK_ID),
+            TrackConfig::Video { sps, pps } => (video_trak(sps, pps, false)?, VIDEO_TRACK_ID),
+            TrackConfig::VideoInBand { sps, pps } => {
+                (video_trak(sps, pps, true)?, VIDEO_TRACK_ID)
+            }
             TrackConfig::Audio { channels } => (audio_trak(*channels), AUDIO_TRACK_ID),
         };
         trak.push(t);
@@ -90,7 +103,7 @@ fn dinf() -> Dinf {
     }
 }
 
-fn video_trak(sps: &[u8], pps: &[u8]) -> Result<Trak, Fmp4Error> {
+fn video_trak(sps: &[u8], pps: &[u8], in_band: bool) -> Result<Trak, Fmp4Error> {
     let parsed: Sps = parse_sps(sps)?;
     let mut avcc = Avcc::new(sps, pps)?;
     if AVCC_EXT_PROFILES.contains(&parsed.profile_idc) {
@@ -103,6 +116,30 @@ fn video_trak(sps: &[u8], pps: &[u8]) -> Result<Trak, Fmp4Error> {
     }
     let width = u16::try_from(parsed.width).map_err(|_| Fmp4Error::Unsupported("width"))?;
     let height = u16::try_from(parsed.height).map_err(|_| Fmp4Error::Unsupported("height"))?;
+    let visual = Visual {
+        data_reference_index: 1,
+        width,
+        height,
+        ..Default::default()
+    };
+    let codec = if in_band {
+        Codec::Avc3(Avc3 {
+            visual,
+            avcc,
+            ..Default::default()
+        })
+    } else {
+        Codec::Avc1(Avc1 {
+            visual,
+            avcc,
+            btrt: None,
+            colr: None,
+            pasp: None,
+            taic: None,
+            fiel: None,
+            spatial: None,
+        })
+    };
     Ok(Trak {
         tkhd: Tkhd {
             track_id: VIDEO_TRACK_ID,
@@ -127,21 +164,7 @@ fn video_trak(sps: &[u8], pps: &[u8]) -> Result<Trak, Fmp4Error> {
                 dinf: dinf(),
                 stbl: Stbl {
                     stsd: Stsd {
-                        codecs: vec![Codec::Avc1(Avc1 {
-                            visual: Visual {
-                                data_reference_index: 1,
-                                width,
-                                height,
-                                ..Default::default()
-                            },
-                            avcc,
-                            btrt: None,
-                            colr: None,
-                            pasp: None,
-                            taic: None,
-                            fiel: None,
-                            spatial: None,
-                        })],
+                        codecs: vec![codec],
                     },
                     ..Default::default()
                 },
@@ -250,6 +273,24 @@ mod tests {
         // dOps version 0 on the wire.
         let at = bytes.windows(4).position(|w| w == b"dOps").unwrap();
         assert_eq!(bytes[at + 4], 0);
+    }
+
+    #[test]
+    fn in_band_video_is_avc3_with_the_first_parameter_sets() {
+        let bytes = init_segment(&[TrackConfig::VideoInBand {
+            sps: Bytes::from_static(&SPS_320X240),
+            pps: Bytes::from_static(&PPS),
+        }])
+        .unwrap();
+        let mut buf = &bytes[..];
+        Ftyp::decode(&mut buf).unwrap();
+        let moov = Moov::decode(&mut buf).unwrap();
+        let Codec::Avc3(avc3) = &moov.trak[0].mdia.minf.stbl.stsd.codecs[0] else {
+            panic!("avc3 expected");
+        };
+        assert_eq!((avc3.visual.width, avc3.visual.height), (320, 240));
+        assert_eq!(avc3.avcc.picture_parameter_sets, vec![PPS.to_vec()]);
+        assert!(!bytes.windows(4).any(|w| w == b"avc1"));
     }
 
     #[test]

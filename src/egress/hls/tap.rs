@@ -3,16 +3,18 @@
 //! one more hub consumer with its own bounded queues, so it never slows the publisher; it
 //! follows publishers (a new source id is a new session: flush, `EXT-X-DISCONTINUITY`, new
 //! recording), asks for keyframes when a segment is due, and ends the playlist when nobody
-//! came back within the room's grace period. Does I/O (a task).
+//! came back within the room's grace period. New SPS/PPS (a publisher raising its resolution)
+//! give LL-HLS a new init after a discontinuity, while the recording goes on (`avc3`, the
+//! parameter sets in-band). A session without video becomes an audio-only stream and
+//! recording. Does I/O (a task).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 
-use super::store::{HlsStream, NewPart, StreamInfo};
-use crate::core::fmp4::{TrackConfig, init_segment, video_dimensions};
-use crate::core::h264::{AccessUnit, H264Depacketizer, parse_sps};
+use super::store::{HlsStream, NewPart};
+use crate::core::h264::{AccessUnit, H264Depacketizer};
 use crate::core::hls::{Rendition, Segmenter, SegmenterEvent, SourceClock, SyncChange};
 use crate::core::rtp::TimestampUnwrapper;
 use crate::egress::composite::{StageEvent, StageFollower};
@@ -27,6 +29,13 @@ const CHANNELS: u8 = 2;
 const HOUSEKEEPING: Duration = Duration::from_secs(1);
 /// Video (90 kHz) held at the start of a stream while waiting for the first audio packet.
 const AUDIO_DECISION: u64 = 90_000;
+/// Audio of a session without any video packet after which it starts an audio-only stream.
+const AUDIO_ONLY_WAIT: Duration = Duration::from_secs(1);
+/// Opus packets kept while a stream waits to start (2 s of 20 ms packets).
+const HELD_AUDIO: usize = 100;
+
+#[path = "tap_streams.rs"]
+mod streams;
 
 fn unix_ms() -> u64 {
     SystemTime::now()
@@ -47,6 +56,12 @@ struct Source {
     /// Media time (90 kHz) of the session's first packet, and the wall clock then.
     origin: (u64, u64),
     audio_packets: u64,
+    /// Whether any video of this session arrived (else it may be audio-only).
+    video_seen: bool,
+    /// Arrival of the session's first audio packet.
+    first_audio_at: Option<Duration>,
+    /// Audio (48 kHz media time, packet) of a stream about to start.
+    held_audio: Vec<(u64, Bytes)>,
     recording: Option<Recording>,
 }
 
@@ -54,7 +69,7 @@ struct Source {
 struct Stream {
     hls: Arc<HlsStream>,
     segmenter: Segmenter,
-    /// SPS and PPS of the current video init.
+    /// SPS and PPS of the current video init; `None` for an audio-only stream.
     params: Option<ParameterSets>,
     has_audio: bool,
 }
@@ -176,6 +191,9 @@ impl Tap {
             clock: SourceClock::new(origin),
             origin: (origin, unix_ms()),
             audio_packets: 0,
+            video_seen: false,
+            first_audio_at: None,
+            held_audio: Vec::new(),
             recording: None,
         });
         self.idle_since = None;
@@ -193,6 +211,7 @@ impl Tap {
         let Some(source) = self.source.as_mut() else {
             return;
         };
+        source.video_seen = true;
         source
             .depacketizer
             .push(packet.seq, packet.ts, packet.marker, packet.payload.clone());
@@ -217,10 +236,23 @@ impl Tap {
             return;
         };
         source.audio_packets += 1;
+        let first_audio_at = *source.first_audio_at.get_or_insert(now);
         let ts = source.audio_ts.unwrap(packet.ts);
         let pts = source.clock.audio(ts, now);
-        if !self.held.is_empty() {
-            self.start_held();
+        if self.stream.as_ref().is_none_or(|s| s.hls.is_ended()) {
+            // No stream yet: the packet waits for video, or for the audio-only decision.
+            if source.held_audio.len() >= HELD_AUDIO {
+                source.held_audio.remove(0);
+            }
+            source.held_audio.push((pts, packet.payload.clone()));
+            let audio_only =
+                !source.video_seen && now.saturating_sub(first_audio_at) >= AUDIO_ONLY_WAIT;
+            if !self.held.is_empty() {
+                self.start_held();
+            } else if audio_only {
+                self.start_audio_only();
+            }
+            return;
         }
         if let Some(stream) = self.stream.as_mut()
             && let Err(e) = stream.segmenter.push_audio(pts, packet.payload.clone())
@@ -291,8 +323,22 @@ impl Tap {
         let Some(source) = self.source.as_mut() else {
             return;
         };
+        source.video_seen = true;
         let dts = source.clock.video(au.ts, now);
         let audio_seen = source.audio_packets > 0;
+        if self
+            .stream
+            .as_ref()
+            .is_some_and(|s| !s.hls.is_ended() && s.params.is_none())
+        {
+            // Video joins an audio-only stream: its renditions are fixed, so a new stream
+            // (and recording) with video starts at the next IDR.
+            if !(au.keyframe && params.is_some()) {
+                self.room.video.request_keyframe();
+                return;
+            }
+            self.end_audio_only();
+        }
         let ended = self.stream.as_ref().is_none_or(|s| s.hls.is_ended());
         if !ended {
             self.place(dts, au, params);
@@ -319,9 +365,10 @@ impl Tap {
         let Some((_, _, Some(params))) = held.first() else {
             return;
         };
-        if !self.start_stream(params.clone()) {
+        if !self.start_stream(Some(params.clone())) {
             return;
         }
+        self.push_held_audio();
         for (dts, au, params) in held {
             self.place(dts, au, params);
         }
@@ -338,7 +385,8 @@ impl Tap {
             self.new_parameter_sets(params);
         }
         if au.keyframe {
-            self.ensure_recording(dts);
+            // A second of slack before the first IDR keeps earlier audio in the file.
+            self.ensure_recording(dts.saturating_sub(90_000));
         }
         if let Some(stream) = self.stream.as_mut() {
             stream
@@ -346,93 +394,6 @@ impl Tap {
                 .push_video(dts, Bytes::from(au.data), au.keyframe);
         }
         self.drain();
-    }
-
-    /// A new stream (new id, media sequence from 0) for the current source.
-    fn start_stream(&mut self, (sps, pps): (Bytes, Bytes)) -> bool {
-        let has_audio = self.source.as_ref().is_some_and(|s| s.audio_packets > 0);
-        let Some((info, video_init, audio_init)) = inits(&sps, &pps, has_audio) else {
-            tracing::warn!(
-                room = self.room.name(),
-                "parameter sets onair cannot describe; waiting"
-            );
-            return false;
-        };
-        let timing = self.app.hls.timing();
-        let hls = Arc::new(HlsStream::new(
-            rand::random(),
-            timing,
-            info,
-            Some(video_init),
-            audio_init,
-        ));
-        if self.app.config.hls {
-            self.app.hls.publish(self.room.name(), hls.clone());
-        }
-        tracing::info!(
-            room = self.room.name(),
-            stream = format!("{:08x}", hls.stream_id()),
-            audio = has_audio,
-            "LL-HLS stream started"
-        );
-        self.stream = Some(Stream {
-            hls,
-            segmenter: Segmenter::new(timing, true, has_audio),
-            params: Some((sps, pps)),
-            has_audio,
-        });
-        true
-    }
-
-    /// New SPS/PPS mid-stream: new init (`EXT-X-MAP`) after a discontinuity, new recording.
-    fn new_parameter_sets(&mut self, (sps, pps): (Bytes, Bytes)) {
-        let Some(stream) = self.stream.as_mut() else {
-            return;
-        };
-        let Some((info, video_init, _)) = inits(&sps, &pps, stream.has_audio) else {
-            return;
-        };
-        stream.segmenter.flush();
-        self.drain();
-        if let Some(recording) = self.source.as_mut().and_then(|s| s.recording.take()) {
-            recording.finish();
-        }
-        if let Some(stream) = self.stream.as_mut() {
-            stream.hls.set_init(Rendition::Video, video_init, info);
-            stream.params = Some((sps, pps));
-        }
-    }
-
-    fn ensure_recording(&mut self, dts: u64) {
-        let (Some(source), Some(stream)) = (self.source.as_mut(), self.stream.as_ref()) else {
-            return;
-        };
-        if source.recording.is_some() {
-            return;
-        }
-        let Some((sps, pps)) = stream.params.clone() else {
-            return;
-        };
-        let mut tracks = vec![TrackConfig::Video { sps, pps }];
-        if stream.has_audio {
-            tracks.push(TrackConfig::Audio { channels: CHANNELS });
-        }
-        let Ok(init) = init_segment(&tracks) else {
-            return;
-        };
-        // A second of slack before the first IDR keeps earlier audio in the file.
-        let origin = dts.saturating_sub(90_000);
-        let (origin_media, origin_wall) = source.origin;
-        let origin_ms =
-            origin_wall.saturating_add_signed((origin as i64 - origin_media as i64) / 90);
-        source.recording = Recording::start(
-            &self.app.recordings,
-            &self.app.tasks,
-            self.room.name(),
-            init,
-            origin,
-            origin_ms,
-        );
     }
 
     /// Applies the segmenter's events: parts and segments to the store, samples to the
@@ -444,6 +405,12 @@ impl Tap {
         let source = self.source.as_mut();
         let (origin_media, origin_wall) = source.as_ref().map_or((0, unix_ms()), |s| s.origin);
         let mut recording = source.and_then(|s| s.recording.as_mut());
+        // The recording is flushed at every part of the rendition that cuts segments.
+        let flush_on = if stream.params.is_some() {
+            Rendition::Video
+        } else {
+            Rendition::Audio
+        };
         while let Some(event) = stream.segmenter.poll() {
             match event {
                 SegmenterEvent::Part(p) => {
@@ -465,7 +432,7 @@ impl Tap {
                             bytes: Bytes::from(p.fragment),
                         },
                     );
-                    if p.rendition == Rendition::Video
+                    if p.rendition == flush_on
                         && let Some(r) = recording.as_mut()
                     {
                         r.flush();
@@ -536,31 +503,4 @@ impl Tap {
             stream.hls.end();
         }
     }
-}
-
-/// The stream description and the init segments of each rendition for `sps`/`pps`.
-fn inits(sps: &Bytes, pps: &Bytes, audio: bool) -> Option<(StreamInfo, Bytes, Option<Bytes>)> {
-    let parsed = parse_sps(sps).ok()?;
-    let resolution = video_dimensions(sps).ok()?;
-    let video = init_segment(&[TrackConfig::Video {
-        sps: sps.clone(),
-        pps: pps.clone(),
-    }])
-    .ok()?;
-    let audio_init = if audio {
-        Some(Bytes::from(
-            init_segment(&[TrackConfig::Audio { channels: CHANNELS }]).ok()?,
-        ))
-    } else {
-        None
-    };
-    Some((
-        StreamInfo {
-            video_codec: Some(parsed.codecs_string()),
-            resolution: Some(resolution),
-            audio_channels: audio.then_some(CHANNELS),
-        },
-        Bytes::from(video),
-        audio_init,
-    ))
 }

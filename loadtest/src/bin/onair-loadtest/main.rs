@@ -150,6 +150,7 @@ async fn publish(args: PublishArgs) -> Result<()> {
         audio: (!args.no_audio).then(AudioConfig::default),
         chat: false,
         latency_probe: None,
+        ..Default::default()
     };
     let publisher = Publisher::connect(options)
         .await
