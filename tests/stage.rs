@@ -394,7 +394,8 @@ async fn the_loud_guest_is_the_active_speaker_and_it_follows_a_swap() {
     let [host, g1, g2] = &publishers[..] else {
         unreachable!("three publishers");
     };
-    let speaker_is = |user: &'static str| move |v: &Value| v["type"] == "speaker" && v["user"] == user;
+    let speaker_is =
+        |user: &'static str| move |v: &Value| v["type"] == "speaker" && v["user"] == user;
 
     // g1 talks, the others are silent: g1 becomes the speaker.
     host.set_audio_level(Some(SILENT));
@@ -413,8 +414,14 @@ async fn the_loud_guest_is_the_active_speaker_and_it_follows_a_swap() {
 
     // Everyone silent: nobody stays highlighted for ever.
     g2.set_audio_level(Some(SILENT));
-    let quiet = until(&viewer, &mut stage, "no speaker", |v| v["type"] == "speaker").await;
-    assert!(quiet["user"].is_null(), "silence clears the speaker: {quiet}");
+    let quiet = until(&viewer, &mut stage, "no speaker", |v| {
+        v["type"] == "speaker"
+    })
+    .await;
+    assert!(
+        quiet["user"].is_null(),
+        "silence clears the speaker: {quiet}"
+    );
 
     viewer.close().await.ok();
     for p in publishers {

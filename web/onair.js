@@ -53,10 +53,17 @@ export class OnairSession {
   async #prefetchIceServers() {
     const origin = new URL(this.endpoint).origin;
     if (this.iceTransportPolicy !== "relay" || iceServerCache.has(origin)) return;
-    const response = await fetch(this.endpoint, { method: "OPTIONS", headers: this.#authHeaders() });
+    let response;
+    try {
+      response = await fetch(this.endpoint, { method: "OPTIONS", headers: this.#authHeaders() });
+    } catch {
+      throw new OnairError("Cannot reach the onair server.", { code: "network" });
+    }
+    if (!response.ok) throw await errorFromResponse(response); // e.g. the token cannot publish here
     const iceServers = parseIceServerLinks(response.headers.get("Link"));
     if (iceServers.length === 0) {
-      throw new OnairError("relay-only (?ice=relay) needs TURN servers, and the server offered none", {
+      const why = "relay-only (?ice=relay) needs TURN servers, and the server offered none";
+      throw new OnairError(`${why} (is its TURN server off, or a token missing?)`, {
         status: response.status,
         code: "no_ice_servers",
       });

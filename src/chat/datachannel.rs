@@ -7,6 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::sync::watch;
 use webrtc::data_channel::{DataChannel, DataChannelEvent, RTCDataChannelState};
 
 use super::conn::ConnRx;
@@ -78,7 +79,7 @@ pub(super) async fn run(app: App, session: Arc<Session>, channel: Arc<dyn DataCh
     tokio::select! {
         _ = cancel.cancelled() => {}
         _ = reader => {}
-        _ = write(channel.as_ref(), &mut rx) => {}
+        _ = write(channel.as_ref(), &mut rx, session.side_feed()) => {}
     }
     hub.leave(conn).await;
     tracing::debug!(room = %session.room, session = %session.id, conn, "chat data channel left");
@@ -86,11 +87,40 @@ pub(super) async fn run(app: App, session: Arc<Session>, channel: Arc<dyn DataCh
 
 /// Writes queued frames until the channel fails or the hub kicks the connection; a kicked
 /// connection writes what is left, waits (bounded) for the peer to take it, and closes.
-async fn write(channel: &dyn DataChannel, rx: &mut ConnRx) {
+/// The session's side feed (its stage layout) is interleaved once the first batch, which
+/// starts with the `welcome`, has gone out.
+async fn write(
+    channel: &dyn DataChannel,
+    rx: &mut ConnRx,
+    mut side: Option<watch::Receiver<Arc<str>>>,
+) {
     let mut batch = Vec::with_capacity(BATCH);
+    let mut welcomed = false;
+    if let Some(feed) = side.as_mut() {
+        // The current value is sent after the welcome; only later changes wake the loop.
+        feed.mark_changed();
+    }
     loop {
+        let side_changed = async {
+            match side.as_mut() {
+                Some(feed) => feed.changed().await.is_ok(),
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             biased;
+            open = side_changed, if welcomed => {
+                if !open {
+                    side = None;
+                    continue;
+                }
+                let message = side.as_mut().map(|feed| feed.borrow_and_update().clone());
+                if let Some(message) = message.filter(|m| !m.is_empty()) {
+                    if channel.send_text(&message).await.is_err() {
+                        return;
+                    }
+                }
+            }
             _ = rx.kick.cancelled() => {
                 while let Ok(frame) = rx.frames.try_recv() {
                     if channel.send_text(&frame).await.is_err() {
@@ -115,6 +145,7 @@ async fn write(channel: &dyn DataChannel, rx: &mut ConnRx) {
                         return;
                     }
                 }
+                welcomed = true;
             }
         }
     }

@@ -144,28 +144,22 @@ impl Slots {
     }
 }
 
-/// Sends the session's `stage` messages on `channel` once it is open, then on every change.
-/// A `chat` channel is read by the chat shell, so its state is polled; a `stage` channel is
-/// this task's alone.
+/// Sends the session's `stage` messages on a `stage`-labelled `channel` (this task's alone)
+/// once it is open, then on every change, until the channel closes.
 async fn stage_feed(
     channel: Arc<dyn DataChannel>,
     mut messages: watch::Receiver<Arc<str>>,
     cancel: CancellationToken,
-    owns_events: bool,
 ) {
     let opened = async {
         loop {
             if matches!(channel.ready_state().await, Ok(RTCDataChannelState::Open)) {
                 return true;
             }
-            if owns_events {
-                match channel.poll().await {
-                    Some(DataChannelEvent::OnOpen) => return true,
-                    Some(DataChannelEvent::OnClose) | None => return false,
-                    Some(_) => {}
-                }
-            } else {
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            match channel.poll().await {
+                Some(DataChannelEvent::OnOpen) => return true,
+                Some(DataChannelEvent::OnClose) | None => return false,
+                Some(_) => {}
             }
         }
     };
@@ -182,16 +176,12 @@ async fn stage_feed(
         if !message.is_empty() && channel.send_text(&message).await.is_err() {
             return;
         }
+        // Nothing is read from a stage channel; wait for it to close.
         let drain = async {
-            if owns_events {
-                // Nothing is read from a stage channel; wait for it to close.
-                while let Some(event) = channel.poll().await {
-                    if matches!(event, DataChannelEvent::OnClose) {
-                        break;
-                    }
+            while let Some(event) = channel.poll().await {
+                if matches!(event, DataChannelEvent::OnClose) {
+                    break;
                 }
-            } else {
-                std::future::pending::<()>().await;
             }
         };
         tokio::select! {
@@ -229,6 +219,7 @@ pub async fn run(ctx: ViewerCtx) {
     let view = stage_rx.borrow_and_update().clone();
     slots.follow(&view, false);
     let stage_msg = watch::Sender::new(Arc::<str>::from(slots.message(&view, &you)));
+    session.set_side_feed(stage_msg.subscribe());
     let connect_deadline = tokio::time::sleep(app.config.connect_timeout());
     tokio::pin!(connect_deadline);
     let mut connected = false;
@@ -253,13 +244,11 @@ pub async fn run(ctx: ViewerCtx) {
                 }
                 Some(PeerEvent::DataChannel(channel)) => {
                     let label = channel.label().await.unwrap_or_default();
-                    let feed = stage_feed(channel.clone(), stage_msg.subscribe(), cancel.clone(), label == STAGE_LABEL);
                     if label == STAGE_LABEL {
-                        app.tasks.spawn(feed);
+                        app.tasks.spawn(stage_feed(channel.clone(), stage_msg.subscribe(), cancel.clone()));
                     } else {
-                        if label == crate::chat::CHAT_LABEL {
-                            app.tasks.spawn(feed);
-                        }
+                        // A `chat` channel carries the stage after its `welcome` (the session's
+                        // side feed, written by the chat shell in order with chat frames).
                         crate::chat::attach_data_channel(&app, &session, channel);
                     }
                 }

@@ -218,14 +218,40 @@ pub async fn options_links(State(app): State<App>, request: Request, next: Next)
     let Some((action, room)) = target else {
         return response;
     };
-    if let Ok(principal) = app.authorize(&headers, None, &room, action) {
-        let user = principal
-            .claims()
-            .map(|c| c.sub.clone())
-            .unwrap_or_else(|| format!("anon-{:08x}", rand::random::<u32>()));
-        for link in ice_links(&app, &headers, &user) {
-            response.headers_mut().append(header::LINK, link);
+    match app.authorize(&headers, None, &room, action) {
+        Ok(principal) => {
+            let user = principal
+                .claims()
+                .map(|c| c.sub.clone())
+                .unwrap_or_else(|| format!("anon-{:08x}", rand::random::<u32>()));
+            let h = response.headers_mut();
+            for link in ice_links(&app, &headers, &user) {
+                h.append(header::LINK, link);
+            }
+            // The CORS layer answers every OPTIONS as a preflight, without exposed headers:
+            // a page on another origin could not read the `Link`s.
+            if h.contains_key(header::ACCESS_CONTROL_ALLOW_ORIGIN) {
+                h.insert(
+                    header::ACCESS_CONTROL_EXPOSE_HEADERS,
+                    HeaderValue::from_static("link"),
+                );
+            }
         }
+        // A request with a token is never a preflight: a token that cannot do this is refused
+        // as the POST would refuse it, so a relay-only client shows why instead of "no ICE
+        // servers". The CORS headers stay, for pages on other origins to read the reason.
+        Err(error) if headers.contains_key(header::AUTHORIZATION) => {
+            let cors = std::mem::take(response.headers_mut());
+            let mut refused = error.into_response();
+            let own: Vec<_> = refused.headers().keys().cloned().collect();
+            for (name, value) in &cors {
+                if !own.contains(name) && name != header::CONTENT_LENGTH {
+                    refused.headers_mut().append(name.clone(), value.clone());
+                }
+            }
+            return refused;
+        }
+        Err(_) => {}
     }
     response
 }

@@ -89,6 +89,9 @@ pub struct Session {
     etag: Mutex<String>,
     /// Serialises PATCHes: an ICE restart is a renegotiation.
     patch_lock: tokio::sync::Mutex<()>,
+    /// Per-session messages (the stage layout of a WHEP session) that the session's `chat`
+    /// data channel writes after its `welcome`, in order with the chat frames.
+    side_feed: std::sync::OnceLock<tokio::sync::watch::Receiver<Arc<str>>>,
 }
 
 impl Session {
@@ -108,7 +111,19 @@ impl Session {
             cancel: CancellationToken::new(),
             etag: Mutex::new(new_etag()),
             patch_lock: tokio::sync::Mutex::new(()),
+            side_feed: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Sets the session's side feed (once): its current and every later value is sent on the
+    /// session's `chat` data channel after the `welcome`.
+    pub fn set_side_feed(&self, feed: tokio::sync::watch::Receiver<Arc<str>>) {
+        let _ = self.side_feed.set(feed);
+    }
+
+    /// A receiver of the side feed, if one was set.
+    pub fn side_feed(&self) -> Option<tokio::sync::watch::Receiver<Arc<str>>> {
+        self.side_feed.get().cloned()
     }
 
     /// The current entity tag, quoted.

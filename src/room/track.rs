@@ -102,6 +102,8 @@ pub struct TrackHub {
     keyframe_requests: AtomicU64,
     nacks: AtomicU64,
     retransmitted: AtomicU64,
+    /// Where the RTCP sender reports of the track publishing here go (the room's HLS tap).
+    reports: Mutex<Option<mpsc::Sender<crate::ingest::sender_reports::SenderReportEvent>>>,
 }
 
 impl TrackHub {
@@ -126,7 +128,15 @@ impl TrackHub {
             keyframe_requests: AtomicU64::new(0),
             nacks: AtomicU64::new(0),
             retransmitted: AtomicU64::new(0),
+            reports: Mutex::new(None),
         }
+    }
+
+    /// The channel the sender reports of this hub's publisher go to (`ingest::sender_reports`).
+    pub fn report_sink(
+        &self,
+    ) -> &Mutex<Option<mpsc::Sender<crate::ingest::sender_reports::SenderReportEvent>>> {
+        &self.reports
     }
 
     /// Audio or video.
@@ -358,7 +368,10 @@ mod tests {
         hub.request_keyframe();
         assert!(hub.next_keyframe_deadline().is_some(), "covered, waiting");
         hub.publish(packet(0)); // starts a keyframe
-        assert!(hub.next_keyframe_deadline().is_none(), "served by the keyframe");
+        assert!(
+            hub.next_keyframe_deadline().is_none(),
+            "served by the keyframe"
+        );
         hub.publish(packet(1));
         hub.request_keyframe();
         assert!(

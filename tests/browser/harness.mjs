@@ -1,6 +1,6 @@
 // onair browser tests: the shared harness. One onair server (fresh data directory, port 0, media on
-// loopback) and one Debian Chromium per test file; pages that record their console, errors and failed
-// requests; on failure the statuses, screenshots and the server log are printed.
+// loopback, TURN on loopback and free ports) and one Debian Chromium per test file; pages that record
+// their console, errors and failed requests; on failure the statuses, screenshots and the server log are printed.
 // ONAIR_BIN overrides the server binary (default target/debug/onair), CHROMIUM_BIN the browser.
 import { before, after } from "node:test";
 import assert from "node:assert/strict";
@@ -29,6 +29,12 @@ const CHROMIUM_ARGS = [
   "--use-fake-device-for-media-stream",
   "--autoplay-policy=no-user-gesture-required",
 ];
+/**
+ * The embedded TURN server of every test server, unless the file's config has its own `[turn]`: on
+ * loopback and free ports (as tests/common does). The default, 0.0.0.0:3478, lets only one test server
+ * run at a time on a machine: a second one exits with "TURN cannot listen on 0.0.0.0:3478".
+ */
+const TEST_TURN = '[turn]\nlisten = "127.0.0.1"\nudp_port = 0\ntcp_port = 0\n';
 /** Element ids and test ids whose text is printed for each page when a test fails. */
 const STATUS_SELECTORS = ["#status", "#error", "#detail", "[data-testid=chat-status]", "[data-testid=chat-notice]"];
 
@@ -68,11 +74,10 @@ function startServer(extraArgs, config) {
   assert.ok(existsSync(BIN), `server binary ${BIN} is missing: run \`cargo build\` first (or set ONAIR_BIN)`);
   dataDir = mkdtempSync(path.join(tmpdir(), "onair-browser-"));
   const args = ["serve", "--http", "127.0.0.1:0", "--data-dir", dataDir, "--udp-host", "127.0.0.1", ...extraArgs];
-  if (config !== null) {
-    const file = path.join(dataDir, "onair.toml");
-    writeFileSync(file, config);
-    args.push("--config", file);
-  }
+  const toml = config ?? "";
+  const file = path.join(dataDir, "onair.toml");
+  writeFileSync(file, /^\s*\[turn\]/m.test(toml) ? toml : `${toml}\n${TEST_TURN}`);
+  args.push("--config", file);
   const child = spawn(BIN, args, { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env } });
   const state = { child, log: "", links: null };
   return new Promise((resolve, reject) => {

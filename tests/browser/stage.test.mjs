@@ -147,6 +147,13 @@ test("broadcaster, invited guest and viewer: everyone sees the stage, the guest 
     await assertPlaying(studio, tileVideo(me), "broadcaster: the guest");
     assert.deepEqual(await tileUsers(studio), [me], "the broadcaster has one tile: the guest");
     await studio.locator(`[data-testid=guest][data-user="${me}"]`).waitFor({ timeout: WAIT });
+    // The audience is the one viewer: the studio's and the guest's own stage views don't count.
+    await studio.waitForFunction(() => document.getElementById("viewers").textContent === "1", null, { timeout: WAIT });
+    await studio.waitForFunction(
+      () => /chatting as/.test(document.querySelector("[data-testid=chat-status]").textContent),
+      null,
+      { timeout: WAIT },
+    );
 
     // Mute from the studio: the guest is told, everyone's label says so; then unmute.
     await studio.click(`[data-testid=guest][data-user="${me}"] [data-testid=guest-mute]`);

@@ -3,7 +3,7 @@
 // Run from the repository root after `cargo build --bin onair`: node --test tests/browser/turn.test.mjs
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { WAIT, links, openPage, useOnair, waitForState, withDiagnostics } from "./harness.mjs";
+import { WAIT, links, openPage, token, useOnair, waitForState, withDiagnostics } from "./harness.mjs";
 
 /** TURN on loopback next to the media (the harness binds media to 127.0.0.1), on ports of its own:
  * listeners on free ports, relays in a random 100-port range so parallel runs do not collide. */
@@ -101,7 +101,7 @@ async function turnMetrics() {
 
 const frames = (page) => page.evaluate(() => document.getElementById("video").getVideoPlaybackQuality().totalVideoFrames);
 
-test("relay-only studio publishes and relay-only watch page plays through the embedded TURN server", async () => {
+test("relay-only studio publishes and relay-only watch page plays through the embedded TURN server", async (t) => {
   const studio = await openPage("studio-relay");
   const watch = await openPage("watch-relay");
   await withDiagnostics({ studio, watch }, async () => {
@@ -132,5 +132,57 @@ test("relay-only studio publishes and relay-only watch page plays through the em
     const metrics = await turnMetrics();
     assert.ok(metrics.allocations >= 2, `TURN allocations: ${JSON.stringify(metrics)}`);
     assert.ok(metrics.toPeers > 0 && metrics.toClients > 0, `TURN relayed bytes: ${JSON.stringify(metrics)}`);
+    for (const [name, r] of [["studio", after], ["watch", played]]) {
+      t.diagnostic(`${name}: ${r.local.protocol} relay ${r.local.address}:${r.local.port} via ${r.local.url} -> ${r.remote?.candidateType} ${r.remote?.address}:${r.remote?.port}`);
+    }
+    t.diagnostic(`TURN metrics: ${JSON.stringify(metrics)}`);
+  });
+});
+
+test("relay-only studio with an unusable token shows the same reason as without relay", async () => {
+  const reasons = {};
+  for (const ice of ["all", "relay"]) {
+    const page = await openPage(`studio-bad-token-${ice}`);
+    await withDiagnostics({ [ice]: page }, async () => {
+      const url = new URL(links().studio);
+      url.searchParams.set("token", "not-a-token");
+      url.searchParams.set("ice", ice);
+      await page.goto(url.href);
+      await page.click("#go-live");
+      await page.locator('#status[data-state="error"]').waitFor({ timeout: WAIT });
+      reasons[ice] = (await page.textContent("#error")).trim();
+    });
+  }
+  assert.match(reasons.all, /^Could not go live: /, JSON.stringify(reasons));
+  assert.equal(reasons.relay, reasons.all, "the OPTIONS refusal, not a missing-TURN message");
+});
+
+test("a page on another origin publishes relay-only with onair.js (Link readable from the OPTIONS)", async () => {
+  const page = await openPage("cross-origin-relay");
+  await withDiagnostics({ page }, async () => {
+    // Same server, other origin: `localhost` instead of `127.0.0.1`.
+    const other = new URL(links().base);
+    other.hostname = "localhost";
+    await page.goto(`${other.origin}/`);
+    const endpoint = `${links().base}/whip/elsewhere`;
+    const state = await page.evaluate(
+      async ({ endpoint, token }) => {
+        const { OnairSession } = await import("/web/onair.js");
+        const stream = await navigator.mediaDevices.getUserMedia({ video: true, audio: true });
+        const session = new OnairSession(endpoint, { token, iceTransportPolicy: "relay" });
+        await session.publish(stream);
+        if (session.pc.connectionState !== "connected") {
+          await new Promise((resolve) =>
+            session.pc.addEventListener("connectionstatechange", () => {
+              if (["connected", "failed"].includes(session.pc.connectionState)) resolve();
+            }),
+          );
+        }
+        return session.pc.connectionState;
+      },
+      { endpoint, token: token("elsewhere", "broadcaster", "Remote Studio") },
+    );
+    assert.equal(state, "connected");
+    await assertRelayed(page, "/whip/elsewhere");
   });
 });

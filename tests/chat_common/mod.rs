@@ -190,7 +190,9 @@ impl Client {
     pub async fn next_non_presence(&mut self) -> Value {
         loop {
             let v = self.next().await.expect("open connection");
-            if v["type"] != "presence" {
+            // A WHEP session's chat channel also carries its stage layout and the active
+            // speaker (after the welcome); a chat client skips them like presence.
+            if !matches!(v["type"].as_str(), Some("presence" | "stage" | "speaker")) {
                 return v;
             }
         }

@@ -6,8 +6,8 @@
 
 use bytes::Bytes;
 use mp4_atom::{
-    Audio, Avc1, Avc3, Avcc, AvccExt, Codec, Dinf, Dops, Dref, DrefEntry, Encode, Ftyp, Hdlr, Mdhd, Mdia,
-    Minf, Moov, Mvex, Mvhd, Opus, Smhd, Stbl, Stsd, Tkhd, Trak, Trex, Url, Visual, Vmhd,
+    Audio, Avc1, Avc3, Avcc, AvccExt, Codec, Dinf, Dops, Dref, DrefEntry, Encode, Ftyp, Hdlr, Mdhd,
+    Mdia, Minf, Moov, Mvex, Mvhd, Opus, Smhd, Stbl, Stsd, Tkhd, Trak, Trex, Url, Visual, Vmhd,
 };
 
 use super::{AUDIO_TIMESCALE, AUDIO_TRACK_ID, Fmp4Error, VIDEO_TIMESCALE, VIDEO_TRACK_ID};
@@ -67,9 +67,7 @@ pub fn init_segment(tracks: &[TrackConfig]) -> Result<Vec<u8>, Fmp4Error> {
     for track in tracks {
         let (t, id) = match track {
             TrackConfig::Video { sps, pps } => (video_trak(sps, pps, false)?, VIDEO_TRACK_ID),
-            TrackConfig::VideoInBand { sps, pps } => {
-                (video_trak(sps, pps, true)?, VIDEO_TRACK_ID)
-            }
+            TrackConfig::VideoInBand { sps, pps } => (video_trak(sps, pps, true)?, VIDEO_TRACK_ID),
             TrackConfig::Audio { channels } => (audio_trak(*channels), AUDIO_TRACK_ID),
         };
         trak.push(t);

@@ -128,7 +128,11 @@ mod tests {
         assert!(p.request(t0));
         p.keyframe_seen(); // at t0 + 40 ms
         assert!(!p.request(ms(t0, 60)), "inside the step: deferred");
-        assert_eq!(p.poll_timeout(), Some(ms(t0, 300)), "one step from the last PLI");
+        assert_eq!(
+            p.poll_timeout(),
+            Some(ms(t0, 300)),
+            "one step from the last PLI"
+        );
         assert!(!p.poll(ms(t0, 299)));
         assert!(p.poll(ms(t0, 300)));
         assert!(p.is_outstanding());
