@@ -53,7 +53,9 @@ pub struct Config {
     pub viewer_queue: usize,
     /// Guests on stage (`[stage]` in `onair.toml`).
     pub stage: crate::room::StageConfig,
-    /// Minimum interval between keyframe requests (PLI) sent to a publisher, per track.
+    /// Minimum interval between keyframe requests (PLI) sent to a publisher, per track
+    /// (requests while one is outstanding join it; see `core::rtp::PliThrottle`). 300 ms is
+    /// libwebrtc's own floor: a browser ignores keyframe requests closer together.
     pub pli_interval_ms: u64,
     /// A session whose ICE/DTLS has not connected by then is closed.
     pub connect_timeout_secs: u64,
@@ -100,7 +102,7 @@ impl Default for Config {
             room_grace_secs: 30,
             viewer_queue: 512,
             stage: crate::room::StageConfig::default(),
-            pli_interval_ms: 500,
+            pli_interval_ms: 300,
             connect_timeout_secs: 10,
             retransmit_cache: 1024,
             hls: true,
