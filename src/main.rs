@@ -172,6 +172,17 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             println!("  over HTTPS (HTTP/2; camera on other machines):");
             println!("    {secure}/studio/{room}?token={token}");
             println!("    {secure}/watch/{room}   {secure}/live/{room}");
+            // On a wildcard bind, also name this machine's address: that is the link another
+            // device opens (the development certificate covers it).
+            let wildcard = server.https_addr().is_some_and(|a| a.ip().is_unspecified());
+            let lan = onair::http::tls::outbound_addresses()
+                .into_iter()
+                .find(|ip| ip.is_ipv4());
+            if let (true, Some(ip), Some(port)) =
+                (wildcard, lan, server.https_addr().map(|a| a.port()))
+            {
+                println!("    from another device: https://{ip}:{port}/watch/{room}");
+            }
         }
         wait_for_signal().await;
         server.shutdown().await;

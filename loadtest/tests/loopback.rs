@@ -32,6 +32,7 @@ fn publish_options(base: &str) -> PublishOptions {
         audio: Some(AudioConfig::default()),
         chat: false,
         latency_probe: None,
+        ..Default::default()
     }
 }
 

@@ -337,7 +337,7 @@ pub fn dev_cert_names(extra: &[IpAddr]) -> Vec<String> {
 
 /// The addresses this machine would send from to reach the internet (one per IP family), found
 /// by connecting an unbound UDP socket, which sends nothing.
-fn outbound_addresses() -> Vec<IpAddr> {
+pub fn outbound_addresses() -> Vec<IpAddr> {
     let probe = |bind: &str, to: &str| {
         let socket = UdpSocket::bind(bind).ok()?;
         socket.connect(to).ok()?;

@@ -73,7 +73,7 @@ export function token(room, role, name) {
 function startServer(extraArgs, config) {
   assert.ok(existsSync(BIN), `server binary ${BIN} is missing: run \`cargo build\` first (or set ONAIR_BIN)`);
   dataDir = mkdtempSync(path.join(tmpdir(), "onair-browser-"));
-  const args = ["serve", "--http", "127.0.0.1:0", "--data-dir", dataDir, "--udp-host", "127.0.0.1", ...extraArgs];
+  const args = ["serve", "--http", "127.0.0.1:0", "--https", "off", "--data-dir", dataDir, "--udp-host", "127.0.0.1", ...extraArgs];
   const toml = config ?? "";
   const file = path.join(dataDir, "onair.toml");
   writeFileSync(file, /^\s*\[turn\]/m.test(toml) ? toml : `${toml}\n${TEST_TURN}`);

@@ -20,7 +20,12 @@ class Server:
 
     def __init__(self, udp_host="127.0.0.1"):
         self.dir = tempfile.mkdtemp(prefix="onair-interop-")
-        args = [BIN, "serve", "--http", "127.0.0.1:0", "--data-dir", self.dir]
+        # TURN on loopback with free ports and no HTTPS listener, so servers never collide on
+        # the default ports (3478, 8443) with each other or with anything else on the machine.
+        config = Path(self.dir) / "onair.toml"
+        config.write_text('[turn]\nlisten = "127.0.0.1"\nudp_port = 0\ntcp_port = 0\n')
+        args = [BIN, "serve", "--http", "127.0.0.1:0", "--https", "off", "--data-dir", self.dir,
+                "--config", str(config)]
         if udp_host:
             args += ["--udp-host", udp_host]
         self.proc = subprocess.Popen(
