@@ -55,10 +55,10 @@ fn parse(text: &str) -> HashMap<String, f64> {
             "{line}"
         );
         assert!(types.contains_key(name), "sample before its TYPE: {line}");
-        if let Some(labels) = key.strip_prefix(name) {
-            if !labels.is_empty() {
-                check_labels(labels, line);
-            }
+        if let Some(labels) = key.strip_prefix(name)
+            && !labels.is_empty()
+        {
+            check_labels(labels, line);
         }
         assert!(
             series.insert(key.to_owned(), value).is_none(),

@@ -115,10 +115,10 @@ async fn write(
                     continue;
                 }
                 let message = side.as_mut().map(|feed| feed.borrow_and_update().clone());
-                if let Some(message) = message.filter(|m| !m.is_empty()) {
-                    if channel.send_text(&message).await.is_err() {
-                        return;
-                    }
+                if let Some(message) = message.filter(|m| !m.is_empty())
+                    && channel.send_text(&message).await.is_err()
+                {
+                    return;
                 }
             }
             _ = rx.kick.cancelled() => {

@@ -65,7 +65,7 @@ impl Resource {
             return Some(Resource::Init {
                 rendition,
                 stream,
-                version: parse_dec(version)? as u32,
+                version: u32::try_from(parse_dec(version)?).ok()?,
             });
         }
         let rest = rest.strip_suffix(".m4s")?;
