@@ -1,9 +1,15 @@
-//! Benchmark of the room composite (egress path: 4 participants' hubs -> `egress::composite` ->
-//! encoded H.264 + Opus): 4 synthetic participants at 640x360 composed to 1280x720 at 30 fps,
-//! printing the codec thread's CPU time per output second. Figures are printed, not asserted.
-//! Does I/O (reads /proc for thread CPU times).
+//! Benchmark of the room composite (egress path: N participants' hubs -> `egress::composite` ->
+//! encoded H.264 + Opus): synthetic participants at 640x360 composed to 1280x720 at 30 fps,
+//! printing the codec thread's CPU time per output second. Two feeds: `solid` (two flat colour
+//! blocks, live-encoded; compresses to a few kbit/s, so decoding is nearly free: optimistic)
+//! and `camera` (the loadtest's moving pattern with fresh full-range noise over the bottom
+//! NOISE_PERCENT of the picture, pre-encoded once and replayed, so the feeder costs nothing;
+//! the default 1.1 % (4 rows) puts a 640x360 source at ~800 kbit/s and the decoders do
+//! realistic work). Figures are printed, not asserted. Does I/O (reads /proc for thread CPU
+//! times).
 //!
-//! `cargo run --release --example composite_bench [-- SECONDS [PARTICIPANTS]]`
+//! `cargo run --release --example composite_bench [-- SECONDS [PARTICIPANTS [solid|camera|both
+//! [NOISE_PERCENT [SOURCE_KBPS]]]]]`
 
 #[path = "../tests/composite_feed/mod.rs"]
 mod composite_feed;
@@ -12,8 +18,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use composite_feed::{PATTERN_A, PATTERN_B, SyntheticParticipant, run_feeder};
-use onair::egress::composite::{Composite, CompositeConfig, StageSource};
+use composite_feed::{PATTERN_A, PATTERN_B, SyntheticParticipant, camera_loop, run_feeder};
+use onair::egress::composite::{Composite, CompositeConfig, CompositeOutput, StageSource};
+
+/// Warm-up before measuring: decoders start on the first IDR, rate control settles.
+const WARM_UP: Duration = Duration::from_secs(2);
 
 /// CPU seconds (user + system) of the thread named `name`, from /proc (Linux only).
 fn thread_cpu(name: &str) -> Option<f64> {
@@ -35,18 +44,54 @@ fn thread_cpu(name: &str) -> Option<f64> {
     None
 }
 
-#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
-async fn main() {
-    let mut args = std::env::args().skip(1);
-    let seconds: u64 = args.next().and_then(|s| s.parse().ok()).unwrap_or(10);
-    let count: u64 = args.next().and_then(|s| s.parse().ok()).unwrap_or(4);
+/// What the participants show.
+#[derive(Clone, Copy, PartialEq)]
+enum Feed {
+    Solid,
+    Camera { noise_percent: f64, kbps: u32 },
+}
+
+/// Builds `count` participants of `feed` (camera ones share one pre-encoded loop).
+fn participants(feed: Feed, count: u64) -> Vec<SyntheticParticipant> {
+    let tone = |id: u64| Some(220.0 * id as f64);
+    match feed {
+        Feed::Solid => (1..=count)
+            .map(|id| {
+                let pattern = if id % 2 == 1 { PATTERN_A } else { PATTERN_B };
+                SyntheticParticipant::new(id, 640, 360, pattern, tone(id))
+            })
+            .collect(),
+        Feed::Camera {
+            noise_percent,
+            kbps,
+        } => {
+            let frames = camera_loop(640, 360, kbps * 1000, noise_percent);
+            println!(
+                "  camera loop: {} frames, {:.0} kbit/s per source (noise over {noise_percent} % of the picture)",
+                frames.len(),
+                frames.bitrate_bps() as f64 / 1000.0
+            );
+            (1..=count)
+                .map(|id| SyntheticParticipant::replaying(id, frames.clone(), tone(id)))
+                .collect()
+        }
+    }
+}
+
+async fn run(feed: Feed, seconds: u64, count: u64) {
     let config = CompositeConfig::default();
-    let participants: Vec<SyntheticParticipant> = (1..=count)
-        .map(|id| {
-            let pattern = if id % 2 == 1 { PATTERN_A } else { PATTERN_B };
-            SyntheticParticipant::new(id, 640, 360, pattern, Some(220.0 * id as f64))
-        })
-        .collect();
+    let name = match feed {
+        Feed::Solid => "solid",
+        Feed::Camera { .. } => "camera",
+    };
+    println!(
+        "composite [{name}]: {count} x 640x360 -> {}x{} @ {} fps, {} kbit/s out",
+        config.width,
+        config.height,
+        config.fps,
+        config.bitrate / 1000
+    );
+    let participants = participants(feed, count);
     let sources = participants
         .iter()
         .zip(1..)
@@ -59,18 +104,18 @@ async fn main() {
     let (composite, mut rx) = Composite::start(&config, sources).expect("composite starts");
     let stop = Arc::new(AtomicBool::new(false));
     let feeder = run_feeder(participants, stop.clone());
+    let fed = Instant::now();
     let drain = tokio::spawn(async move {
         let (mut video, mut bytes) = (0u64, 0u64);
         while let Some(out) = rx.recv().await {
-            if let onair::egress::composite::CompositeOutput::Video { picture, .. } = out {
+            if let CompositeOutput::Video { picture, .. } = out {
                 video += 1;
                 bytes += picture.avcc.len() as u64;
             }
         }
         (video, bytes)
     });
-    // Warm up (decoders start on the first IDR), then measure.
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    tokio::time::sleep(WARM_UP).await;
     let (cpu0, stats0, t0) = (
         thread_cpu("onair-composite").unwrap_or(0.0),
         composite.stats(),
@@ -81,15 +126,21 @@ async fn main() {
     let cpu = thread_cpu("onair-composite").unwrap_or(0.0) - cpu0;
     let stats = composite.stats();
     stop.store(true, Ordering::Release);
-    feeder.join().expect("feeder");
+    let participants = feeder.join().expect("feeder");
+    let fed_secs = fed.elapsed().as_secs_f64();
     drop(composite);
     let (video, bytes) = drain.await.expect("drain");
 
+    let input_kbps: Vec<String> = participants
+        .iter()
+        .map(|p| format!("{:.0}", p.video_bytes() as f64 * 8.0 / 1000.0 / fed_secs))
+        .collect();
     let frames = stats.frames - stats0.frames;
     let busy = (stats.busy_ns - stats0.busy_ns) as f64 / 1e9;
     println!(
-        "composite: {count} x 640x360 -> {}x{} @ {} fps, {:.1} s measured",
-        config.width, config.height, config.fps, wall
+        "  input video kbit/s per source: {}; {:.1} s measured",
+        input_kbps.join(", "),
+        wall
     );
     println!(
         "  output frames {frames} ({:.1} fps), skipped {}, output dropped {}, decoded {}, decode errors {}",
@@ -107,6 +158,32 @@ async fn main() {
     );
     println!(
         "  encoded video {:.0} kbit/s over {video} frames",
-        bytes as f64 * 8.0 / 1000.0 / (wall + 2.0)
+        bytes as f64 * 8.0 / 1000.0 / fed_secs
     );
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let mut args = std::env::args().skip(1);
+    let seconds: u64 = args.next().and_then(|s| s.parse().ok()).unwrap_or(10);
+    let count: u64 = args.next().and_then(|s| s.parse().ok()).unwrap_or(4);
+    let which = args.next().unwrap_or_else(|| "both".into());
+    let noise_percent: f64 = args.next().and_then(|s| s.parse().ok()).unwrap_or(1.1);
+    let kbps: u32 = args.next().and_then(|s| s.parse().ok()).unwrap_or(800);
+    let camera = Feed::Camera {
+        noise_percent,
+        kbps,
+    };
+    let feeds = match which.as_str() {
+        "solid" => vec![Feed::Solid],
+        "camera" => vec![camera],
+        "both" => vec![Feed::Solid, camera],
+        other => {
+            eprintln!("unknown feed `{other}`: solid, camera or both");
+            std::process::exit(2);
+        }
+    };
+    for feed in feeds {
+        run(feed, seconds, count).await;
+    }
 }

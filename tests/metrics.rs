@@ -2,10 +2,12 @@
 //! LL-HLS requests (one of them blocked), chat over WebSocket with moderation, a recording.
 //! The body is parsed as Prometheus text (HELP/TYPE before samples, `_total` counters, label
 //! syntax, one value per series) and the series are checked against what happened; totals
-//! stay monotonic after the room is reaped.
+//! stay monotonic after the room is reaped. A room composite fed by synthetic participants
+//! shows up in the composite series, and its counts outlive it.
 
 mod chat_common;
 mod common;
+mod composite_feed;
 mod hls_common;
 
 use std::collections::{HashMap, HashSet};
@@ -125,6 +127,91 @@ fn the_parser_refuses_bad_exposition() {
     ] {
         assert!(std::panic::catch_unwind(|| parse(bad)).is_err(), "{bad}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn composite_counters_reach_metrics_and_outlive_the_composite() {
+    use composite_feed::{PATTERN_A, PATTERN_B, SyntheticParticipant, run_feeder};
+    use onair::egress::composite::{Composite, CompositeConfig, StageSource};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    let s = TestServer::start().await;
+    let m = scrape(&s).await;
+    let (active0, frames0) = (
+        value(&m, "onair_composites_active"),
+        value(&m, "onair_composite_frames_total"),
+    );
+    let participants = vec![
+        SyntheticParticipant::new(1, 320, 180, PATTERN_A, Some(440.0)),
+        SyntheticParticipant::new(2, 320, 180, PATTERN_B, None),
+    ];
+    let sources = participants
+        .iter()
+        .zip(1..)
+        .map(|(p, id)| StageSource {
+            id,
+            video: Some(p.video.clone()),
+            audio: Some(p.audio.clone()),
+        })
+        .collect();
+    let config = CompositeConfig {
+        width: 640,
+        height: 360,
+        ..CompositeConfig::default()
+    };
+    let (composite, mut rx) = Composite::start(&config, sources).expect("composite starts");
+    let stop = Arc::new(AtomicBool::new(false));
+    let feeder = run_feeder(participants, stop.clone());
+    let drain = tokio::spawn(async move { while rx.recv().await.is_some() {} });
+
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let running = loop {
+        let m = scrape(&s).await;
+        if value(&m, "onair_composites_active") == active0 + 1.0
+            && value(&m, "onair_composite_frames_total") >= frames0 + 10.0
+        {
+            break m;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no composed frames");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    for series in [
+        "onair_composite_frames_skipped_total",
+        "onair_composite_output_dropped_total",
+        "onair_composite_decode_errors_total",
+    ] {
+        value(&running, series);
+    }
+    let frames = value(&running, "onair_composite_frames_total");
+    let own = composite.stats().frames as f64; // read after the scrape: at least as many
+    assert!(
+        frames <= frames0 + own,
+        "the total counts this composite's frames"
+    );
+
+    stop.store(true, Ordering::Release);
+    feeder.join().expect("feeder");
+    drop(composite);
+    drain.await.expect("drain");
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let m = scrape(&s).await;
+        if value(&m, "onair_composites_active") == active0 {
+            let after = value(&m, "onair_composite_frames_total");
+            assert!(
+                after >= frames,
+                "the total kept its frames: {after} < {frames}"
+            );
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "composite never ended"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    s.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -2,14 +2,17 @@
 //! the loadtest clients) publish over WHIP and watch each other over multi-slot WHEP; each
 //! receives the other two and never themselves (told apart by picture size, decoded), a guest
 //! leaving disappears for everyone, muting stops a guest's audio, a removed guest's sessions
-//! end, a plain WHEP client gets the broadcaster.
+//! end, a plain WHEP client gets the broadcaster; the same controls work over the chat channel
+//! (`{"type":"stage",...}`) for the broadcaster only.
 
+mod chat_common;
 mod common;
 
 use std::cell::Cell;
 use std::collections::HashMap;
 use std::time::Duration;
 
+use chat_common::{Client, welcome};
 use common::{TestServer, assert_error};
 use onair::auth::Role;
 use onair_loadtest::stage::{StageViewOptions, StageViewer};
@@ -17,7 +20,7 @@ use onair_loadtest::{
     AudioConfig, PublishOptions, Publisher, RTCPeerConnectionState, VideoConfig, ViewOptions,
     Viewer,
 };
-use serde_json::Value;
+use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(20);
 const ROOM: &str = "stage";
@@ -144,6 +147,40 @@ async fn audio_packets(viewer: &StageViewer, stage: &Value, user: &str) -> u64 {
     viewer.track(mid).map_or(0, |t| t.packets)
 }
 
+/// Waits until at least `n` audio packets of `user` reached `viewer`.
+async fn audio_reaches(viewer: &StageViewer, stage: &Value, user: &str, n: u64, what: &str) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while audio_packets(viewer, stage, user).await < n {
+        assert!(tokio::time::Instant::now() < deadline, "{what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// After half a second to drain, no audio of `user` reaches `viewer` for a second; returns
+/// the packet count.
+async fn audio_stays_still(viewer: &StageViewer, stage: &Value, user: &str) -> u64 {
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let before = audio_packets(viewer, stage, user).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let after = audio_packets(viewer, stage, user).await;
+    assert_eq!(before, after, "no audio of a muted guest is forwarded");
+    after
+}
+
+/// Waits until both of `user`'s sessions (WHIP and WHEP) are no longer connected.
+async fn sessions_end(publisher: &Publisher, viewer: &StageViewer) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while publisher.connection_state() == RTCPeerConnectionState::Connected
+        || viewer.connection_state() == RTCPeerConnectionState::Connected
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the removed guest's sessions never ended"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broadcaster_and_two_guests_see_each_other_never_themselves() {
     let server = TestServer::start().await;
@@ -236,14 +273,14 @@ async fn the_broadcaster_mutes_and_removes_a_guest() {
         v["type"] == "stage" && entry(v, "g2").is_some()
     })
     .await;
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while audio_packets(&host_view, &host_stage, "g2").await < 20 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "g2's audio never arrived"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    audio_reaches(
+        &host_view,
+        &host_stage,
+        "g2",
+        20,
+        "g2's audio never arrived",
+    )
+    .await;
 
     let control = |user: &str, bearer: String, body: Value| {
         let url = server.url(&format!("/api/rooms/{ROOM}/stage/{user}"));
@@ -295,21 +332,11 @@ async fn the_broadcaster_mutes_and_removes_a_guest() {
         v["type"] == "system" && v["event"] == "guest_muted"
     })
     .await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let before = audio_packets(&host_view, &host_stage, "g2").await;
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    let after = audio_packets(&host_view, &host_stage, "g2").await;
-    assert_eq!(before, after, "no audio of a muted guest is forwarded");
+    let after = audio_stays_still(&host_view, &host_stage, "g2").await;
     let unmuted = control("g2", host_bearer(), serde_json::json!({"action": "unmute"})).await;
     assert_eq!(unmuted.status(), 200);
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while audio_packets(&host_view, &host_stage, "g2").await < after + 10 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "audio never resumed after unmute"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let resumed = "audio never resumed after unmute";
+    audio_reaches(&host_view, &host_stage, "g2", after + 10, resumed).await;
 
     // Remove: the guest's WHIP and WHEP sessions end, everyone is told, no way back.
     let removed = control("g2", host_bearer(), serde_json::json!({"action": "remove"})).await;
@@ -318,16 +345,7 @@ async fn the_broadcaster_mutes_and_removes_a_guest() {
         v["type"] == "system" && v["event"] == "guest_removed" && v["user"]["id"] == "g2"
     })
     .await;
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while g2.connection_state() == RTCPeerConnectionState::Connected
-        || g2_view.connection_state() == RTCPeerConnectionState::Connected
-    {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the removed guest's sessions never ended"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    sessions_end(&g2, &g2_view).await;
     let again = Publisher::connect(PublishOptions {
         base_url: server.base.clone(),
         room: ROOM.into(),
@@ -340,6 +358,122 @@ async fn the_broadcaster_mutes_and_removes_a_guest() {
     host_view.close().await.ok();
     host.close().await.ok();
     server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_broadcasters_chat_mutes_and_removes_a_guest_and_nobody_elses_does() {
+    let server = TestServer::start().await;
+    let host = publish(&server, "host", Role::Broadcaster, SIZES[0].2).await;
+    let g2 = publish(&server, "g2", Role::Guest, SIZES[2].2).await;
+    let host_view = watch(&server, "host", Role::Broadcaster).await;
+    let g2_view = watch(&server, "g2", Role::Guest).await;
+    let (mut host_stage, mut g2_stage) = (Value::Null, Value::Null);
+    until(&host_view, &mut host_stage, "g2 on stage", |v| {
+        v["type"] == "stage" && entry(v, "g2").is_some()
+    })
+    .await;
+    audio_reaches(
+        &host_view,
+        &host_stage,
+        "g2",
+        20,
+        "g2's audio never arrived",
+    )
+    .await;
+    let stage = |action: &str, user: &str| json!({"type": "stage", "action": action, "user": user});
+    let is_error = |code: &'static str| move |v: &Value| v["type"] == "error" && v["code"] == code;
+
+    // A guest's data channel and a viewer's WebSocket are refused; nothing changes.
+    let g2_chat = g2_view.chat().expect("g2's chat");
+    g2_chat.send_json(&stage("mute", "g2")).await.unwrap();
+    until(&g2_view, &mut g2_stage, "forbidden", is_error("forbidden")).await;
+    let mut viewer = Client::as_user(&server, ROOM, true, Role::Viewer, "v").await;
+    welcome(&mut viewer).await;
+    viewer.send(stage("remove", "g2")).await;
+    viewer.expect_error("forbidden").await;
+    let g2_entry = api_entry(&server, "g2").await.expect("g2 still on stage");
+    assert_eq!(g2_entry["muted"], false, "a refused mute does nothing");
+
+    // The broadcaster's data channel: bad input is a bad_request, a non-guest too.
+    let host_chat = host_view.chat().expect("host's chat");
+    host_chat.send_json(&stage("jump", "g2")).await.unwrap();
+    until(
+        &host_view,
+        &mut host_stage,
+        "bad action",
+        is_error("bad_request"),
+    )
+    .await;
+    host_chat.send_json(&stage("mute", "nobody")).await.unwrap();
+    let e = until(
+        &host_view,
+        &mut host_stage,
+        "not a guest",
+        is_error("bad_request"),
+    )
+    .await;
+    assert!(
+        e["message"].as_str().unwrap().contains("not a guest"),
+        "{e}"
+    );
+
+    // Mute by display name ("G2"): everyone is told (the viewer's WebSocket too), audio stops.
+    host_chat.send_json(&stage("mute", "G2")).await.unwrap();
+    until(&g2_view, &mut g2_stage, "g2 told it is muted", |v| {
+        v["type"] == "stage" && entry(v, "g2").is_some_and(|e| e["muted"] == true)
+    })
+    .await;
+    let system = |event: &'static str| {
+        move |v: &Value| v["type"] == "system" && v["event"] == event && v["user"]["id"] == "g2"
+    };
+    until(
+        &host_view,
+        &mut host_stage,
+        "guest_muted",
+        system("guest_muted"),
+    )
+    .await;
+    viewer.expect("guest_muted", system("guest_muted")).await;
+    let after = audio_stays_still(&host_view, &host_stage, "g2").await;
+    host_chat.send_json(&stage("unmute", "g2")).await.unwrap();
+    until(
+        &host_view,
+        &mut host_stage,
+        "guest_unmuted",
+        system("guest_unmuted"),
+    )
+    .await;
+    let resumed = "audio never resumed after unmute";
+    audio_reaches(&host_view, &host_stage, "g2", after + 10, resumed).await;
+
+    // Remove over the broadcaster's WebSocket: the guest's sessions end, everyone is told.
+    let mut host_ws = Client::as_user(&server, ROOM, true, Role::Broadcaster, "host").await;
+    welcome(&mut host_ws).await;
+    host_ws.send(stage("remove", "g2")).await;
+    host_ws
+        .expect("guest_removed", system("guest_removed"))
+        .await;
+    viewer
+        .expect("guest_removed", system("guest_removed"))
+        .await;
+    sessions_end(&g2, &g2_view).await;
+    assert!(api_entry(&server, "g2").await.is_none(), "g2 is off stage");
+    for c in [viewer, host_ws] {
+        c.close().await;
+    }
+    host_view.close().await.ok();
+    host.close().await.ok();
+    server.stop().await;
+}
+
+/// `user`'s entry in the stage of `GET /api/rooms/{room}`, if on stage.
+async fn api_entry(server: &TestServer, user: &str) -> Option<Value> {
+    let room = server.wait_room(ROOM, WAIT, |_| true).await;
+    room["stage"]
+        .as_array()?
+        .iter()
+        .find(|p| p["user"] == user)
+        .cloned()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,6 +1,7 @@
 //! Webhooks against a real receiver (a local axum server): a real broadcast (openh264 + Opus
 //! publisher, WHEP viewer) produces signed events in order; a 500 is retried and a 400 is not;
-//! a dead and a stalled endpoint delay neither WHIP/WHEP answers nor media.
+//! a dead and a stalled endpoint delay neither WHIP/WHEP answers nor media; an `https://`
+//! endpoint is reached once its certificate is trusted (`webhooks.ca_file`), not before.
 
 mod common;
 
@@ -350,4 +351,80 @@ async fn dead_and_stalled_endpoints_delay_neither_sessions_nor_media() {
     viewer.close().await.unwrap();
     publisher.close().await.unwrap();
     s.stop().await;
+}
+
+/// The receiver of `behaviour` over HTTPS with a self-signed certificate made in `dir`: the
+/// URL and the certificate file a client must trust.
+async fn tls_receiver(
+    dir: &std::path::Path,
+) -> (String, std::path::PathBuf, Arc<Mutex<Vec<Received>>>) {
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let app = axum::Router::new()
+        .route("/hook", axum::routing::post(hook))
+        .with_state(Receiver {
+            behaviour: Behaviour::Ok,
+            got: got.clone(),
+        });
+    let localhost = [std::net::IpAddr::from([127, 0, 0, 1])];
+    let tls = onair::http::tls::Tls::load(&Default::default(), dir, &localhost).unwrap();
+    let cert = tls.files.cert.clone();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let plain = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let https = onair::http::tls::HttpsListener { listener, tls };
+    // Never stopped: it serves until the test's runtime ends.
+    let stop = tokio_util::sync::CancellationToken::new();
+    onair::http::listener::spawn(plain, Some(https), app, &Default::default(), stop);
+    (format!("https://127.0.0.1:{}/hook", addr.port()), cert, got)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_https_endpoint_is_reached_when_its_certificate_is_trusted() {
+    let dir = std::env::temp_dir().join(format!("onair-webhook-tls-{}", std::process::id()));
+    let (url, cert, got) = tls_receiver(&dir).await;
+    // Without the receiver's certificate among the roots, delivery fails (and is counted);
+    // with it (`webhooks.ca_file`), the same endpoint gets signed events.
+    let untrusted = server(vec![url.clone()], 0, 64).await;
+    let viewer = join_viewer(&untrusted, "tls").await;
+    let deadline = Instant::now() + WAIT;
+    while metric(
+        &untrusted,
+        "onair_webhook_deliveries_total{result=\"failed\"}",
+    )
+    .await
+        == 0
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the untrusted delivery never failed"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        snapshot(&got).is_empty(),
+        "an untrusted certificate was accepted"
+    );
+    viewer.close().await.unwrap();
+    untrusted.stop().await;
+
+    let trusted = TestServer::start_with(|c| {
+        c.webhooks.urls = vec![url];
+        c.webhooks.secret = Some(SECRET.into());
+        c.webhooks.ca_file = Some(cert);
+    })
+    .await;
+    let viewer = join_viewer(&trusted, "tls").await;
+    let events = wait_count(&got, 1).await;
+    assert_eq!(events[0].body["type"], "participant_joined");
+    verify(
+        SECRET.as_bytes(),
+        &events[0].signature,
+        &events[0].raw,
+        now_unix(),
+        300,
+    )
+    .unwrap();
+    viewer.close().await.unwrap();
+    trusted.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
 }

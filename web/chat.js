@@ -31,6 +31,7 @@ const HELP = [
   "/slow SECONDS|off   /guestsonly [on|off]",
   "/filter add WORD   /filter remove WORD",
   "/promote USER   /demote USER  (broadcaster only)",
+  "/mute USER   /unmute USER   /remove USER  guests on stage (broadcaster only)",
   "USER is an id or a display name.",
 ];
 
@@ -39,7 +40,7 @@ export function mountChat(container, options) {
   return new ChatPanel(container, options);
 }
 
-/** Parses a chat-box command into a `mod` message; throws Error with a human message. */
+/** Parses a chat-box command into a `mod` (or `stage`) message; throws Error with a human message. */
 export function parseCommand(line, resolveUser = (u) => u) {
   const [name, ...args] = line.trim().slice(1).split(/\s+/);
   const user = () => {
@@ -85,6 +86,10 @@ export function parseCommand(line, resolveUser = (u) => u) {
       return mod("promote", { user: user() });
     case "demote":
       return mod("demote", { user: user() });
+    case "mute":
+    case "unmute":
+    case "remove":
+      return { type: "stage", action: name.toLowerCase(), user: user() };
     default:
       throw new Error(`unknown command /${name ?? ""}; type /help`);
   }

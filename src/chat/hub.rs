@@ -311,6 +311,19 @@ impl Hub {
                     }
                 }
                 Output::Disconnect { user, conns } => self.disconnect(user, conns),
+                Output::Stage { conn, action, user } => {
+                    // The same code path as `POST /api/rooms/{room}/stage/{user}`; the stage
+                    // task's `system` event is the visible effect, a failure is the sender's.
+                    if let Err(e) =
+                        crate::stage::control::apply(&self.app, &self.name, &user, action)
+                    {
+                        let error = crate::core::chat::ServerEvent::error(&ChatError::bad_request(
+                            e.to_string(),
+                        ));
+                        let to = crate::core::chat::Audience::Conns(vec![conn]);
+                        fan_out(&self.conns, &to, &frame(&error));
+                    }
+                }
             }
         }
     }

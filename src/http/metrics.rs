@@ -142,6 +142,7 @@ fn render(app: &App) -> String {
 
     hls(&mut e, app, &rooms);
     recordings(&mut e, app);
+    composite(&mut e);
     chat(&mut e, app);
     webhooks(&mut e, app);
     turn(&mut e, app);
@@ -224,6 +225,41 @@ fn recordings(e: &mut Exposition, app: &App) {
         Kind::Counter,
         "Recording fragments dropped because the writer fell behind.",
         r.dropped_fragments(),
+    );
+}
+
+/// The room composites (guests on stage composed for LL-HLS and the recording).
+fn composite(e: &mut Exposition) {
+    let t = crate::egress::composite::totals();
+    e.single(
+        "onair_composites_active",
+        Kind::Gauge,
+        "Room composites (codec threads) running now.",
+        t.active,
+    );
+    e.single(
+        "onair_composite_frames_total",
+        Kind::Counter,
+        "Pictures composed and encoded by room composites.",
+        t.frames,
+    );
+    e.single(
+        "onair_composite_frames_skipped_total",
+        Kind::Counter,
+        "Composite output frames skipped because the codec thread was late.",
+        t.frames_skipped,
+    );
+    e.single(
+        "onair_composite_output_dropped_total",
+        Kind::Counter,
+        "Composite outputs dropped because the LL-HLS tap's queue was full.",
+        t.output_dropped,
+    );
+    e.single(
+        "onair_composite_decode_errors_total",
+        Kind::Counter,
+        "Participants' access units or Opus packets the composite failed to decode.",
+        t.decode_errors,
     );
 }
 

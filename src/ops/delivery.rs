@@ -42,12 +42,30 @@ impl Webhooks {
             .unwrap_or_default()
             .as_bytes()
             .into();
-        let client = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .timeout(Duration::from_millis(config.timeout_ms))
             .connect_timeout(Duration::from_millis(config.timeout_ms))
             .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("onair/", env!("CARGO_PKG_VERSION")))
-            .build();
+            .user_agent(concat!("onair/", env!("CARGO_PKG_VERSION")));
+        if let Some(path) = &config.ca_file {
+            // Validated at start; a file that went bad since is reported and skipped.
+            let roots = std::fs::read(path)
+                .map_err(|e| e.to_string())
+                .and_then(|pem| {
+                    reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| e.to_string())
+                });
+            match roots {
+                Ok(roots) => {
+                    for root in roots {
+                        builder = builder.add_root_certificate(root);
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(path = %path.display(), error = %e, "webhooks.ca_file not used")
+                }
+            }
+        }
+        let client = builder.build();
         let client = match client {
             Ok(c) => c,
             Err(e) => {

@@ -23,8 +23,11 @@ pub const ID_HEADER: &str = "x-onair-event-id";
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct WebhookConfig {
-    /// Endpoints that receive every event (`http://` URLs); empty: webhooks off.
+    /// Endpoints that receive every event (`http://` or `https://` URLs); empty: webhooks off.
     pub urls: Vec<String>,
+    /// Extra PEM root certificates trusted for `https://` endpoints (a private CA, or a
+    /// self-signed receiver), besides the public web roots.
+    pub ca_file: Option<std::path::PathBuf>,
     /// HMAC-SHA256 key for `X-Onair-Signature`; required (16+ characters) when `urls` is set.
     pub secret: Option<String>,
     /// Time allowed for one delivery attempt, connect to response.
@@ -43,6 +46,7 @@ impl Default for WebhookConfig {
     fn default() -> Self {
         Self {
             urls: Vec::new(),
+            ca_file: None,
             secret: None,
             timeout_ms: 5000,
             retries: 5,
@@ -57,11 +61,24 @@ impl WebhookConfig {
     /// Checks the values; the message names the key.
     pub fn validate(&self) -> Result<(), String> {
         for url in &self.urls {
-            let rest = url.strip_prefix("http://").ok_or_else(|| {
-                format!("webhooks.urls: `{url}` must be an http:// URL (put a TLS proxy in front for https)")
-            })?;
+            let rest = url
+                .strip_prefix("http://")
+                .or_else(|| url.strip_prefix("https://"))
+                .ok_or_else(|| {
+                    format!("webhooks.urls: `{url}` must be an http:// or https:// URL")
+                })?;
             if rest.is_empty() || rest.starts_with('/') || url.contains(char::is_whitespace) {
                 return Err(format!("webhooks.urls: `{url}` has no host"));
+            }
+        }
+        if let Some(path) = &self.ca_file {
+            let pem = std::fs::read(path)
+                .map_err(|e| format!("webhooks.ca_file: cannot read {}: {e}", path.display()))?;
+            if !String::from_utf8_lossy(&pem).contains("-----BEGIN CERTIFICATE-----") {
+                return Err(format!(
+                    "webhooks.ca_file: {} holds no PEM certificate",
+                    path.display()
+                ));
             }
         }
         if !self.urls.is_empty() && self.secret.as_ref().is_none_or(|s| s.len() < 16) {
@@ -361,7 +378,15 @@ mod tests {
         c.secret = Some("0123456789abcdef".into());
         assert_eq!(c.validate(), Ok(()));
         c.urls = vec!["https://example.com/hook".into()];
-        assert!(c.validate().unwrap_err().contains("http://"));
+        assert_eq!(c.validate(), Ok(()));
+        c.urls = vec!["ftp://example.com/hook".into()];
+        assert!(c.validate().unwrap_err().contains("https://"));
+        c.urls = vec!["https://example.com/hook".into()];
+        c.ca_file = Some("/nonexistent/ca.pem".into());
+        assert!(c.validate().unwrap_err().contains("ca_file"));
+        c.ca_file = Some(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml").into());
+        assert!(c.validate().unwrap_err().contains("no PEM certificate"));
+        c.ca_file = None;
         c.urls = vec!["http:///x".into()];
         assert!(c.validate().unwrap_err().contains("host"));
         let c = WebhookConfig {

@@ -1,7 +1,9 @@
 //! Test/benchmark support for the room composite (feeds `room::TrackHub`s the way a publisher
-//! does): a synthetic participant whose picture is two solid colour blocks, encoded with
-//! openh264 and packetized to RTP (RFC 6184 single NAL units and FU-A), and whose audio is a
-//! sine tone (or silence) encoded with libopus. CPU work on the caller's thread; no network.
+//! does): a synthetic participant whose picture is two solid colour blocks encoded live with
+//! openh264, or camera-like content (the loadtest's moving pattern with a band of fresh noise
+//! every frame, pre-encoded once at a realistic bitrate and replayed), packetized to RTP
+//! (RFC 6184 single NAL units and FU-A), and whose audio is a sine tone (or silence) encoded
+//! with libopus. CPU work on the caller's thread; no network.
 
 #![allow(dead_code)]
 
@@ -12,6 +14,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use onair::core::composite::{I420Frame, Rect, annexb_nals};
 use onair::room::{MediaPacket, TrackHub, TrackKind};
+use onair_loadtest::{VideoConfig, VideoLoop};
 use openh264::OpenH264API;
 use openh264::encoder::{
     BitRate, Encoder, EncoderConfig, FrameRate, IntraFramePeriod, Profile, RateControlMode,
@@ -46,13 +49,42 @@ pub fn hubs() -> (Arc<TrackHub>, Arc<TrackHub>) {
     (hub(TrackKind::Video), hub(TrackKind::Audio))
 }
 
+/// Camera-like content for a `width` x `height` participant at 30 fps: the loadtest's moving
+/// pattern with noise over the bottom `noise_percent` % (fresh every frame), encoded once at
+/// `bitrate_bps` (3 s, an IDR every 2 s). Check [`VideoLoop::bitrate_bps`] for what it reached.
+pub fn camera_loop(
+    width: u32,
+    height: u32,
+    bitrate_bps: u32,
+    noise_percent: f64,
+) -> Arc<VideoLoop> {
+    let config = VideoConfig {
+        width,
+        height,
+        fps: 30,
+        bitrate_bps,
+        keyframe_interval_frames: 60,
+    };
+    VideoLoop::encode_with_noise(config, 90, noise_percent).expect("camera-like loop encodes")
+}
+
+/// Where a participant's access units come from.
+enum Pictures {
+    /// A fixed picture encoded live (IDRs on request).
+    Live {
+        encoder: Box<Encoder>,
+        picture: I420Frame,
+    },
+    /// A pre-encoded loop replayed (a keyframe request jumps to the loop's next IDR).
+    Replay { frames: Arc<VideoLoop>, pos: usize },
+}
+
 /// One synthetic participant publishing into its hubs.
 pub struct SyntheticParticipant {
     pub video: Arc<TrackHub>,
     pub audio: Arc<TrackHub>,
     source: u64,
-    encoder: Encoder,
-    picture: I420Frame,
+    pictures: Pictures,
     opus: opus::Encoder,
     tone_hz: Option<f64>,
     phase: f64,
@@ -61,6 +93,7 @@ pub struct SyntheticParticipant {
     frame: u32,
     audio_ts: u32,
     annexb: Vec<u8>,
+    video_bytes: u64,
 }
 
 impl SyntheticParticipant {
@@ -88,14 +121,34 @@ impl SyntheticParticipant {
         let (y, u, v) = blocks.top;
         picture.fill(y, u, v);
         picture.fill_rect(Rect::new(0, height / 2, width, height / 2), blocks.bottom);
+        let pictures = Pictures::Live {
+            encoder: Box::new(encoder),
+            picture,
+        };
+        Self::with_pictures(source, video, audio, pictures, tone_hz)
+    }
+
+    /// A participant replaying `frames` (see [`camera_loop`]), with a tone at `tone_hz`.
+    pub fn replaying(source: u64, frames: Arc<VideoLoop>, tone_hz: Option<f64>) -> Self {
+        let (video, audio) = hubs();
+        let pictures = Pictures::Replay { frames, pos: 0 };
+        Self::with_pictures(source, video, audio, pictures, tone_hz)
+    }
+
+    fn with_pictures(
+        source: u64,
+        video: Arc<TrackHub>,
+        audio: Arc<TrackHub>,
+        pictures: Pictures,
+        tone_hz: Option<f64>,
+    ) -> Self {
         let opus = opus::Encoder::new(48_000, opus::Channels::Stereo, opus::Application::Audio)
             .expect("opus encoder");
         Self {
             video,
             audio,
             source,
-            encoder,
-            picture,
+            pictures,
             opus,
             tone_hz,
             phase: 0.0,
@@ -104,22 +157,40 @@ impl SyntheticParticipant {
             frame: 0,
             audio_ts: 0,
             annexb: Vec::new(),
+            video_bytes: 0,
         }
     }
 
-    /// Encodes and publishes one video frame (an IDR when a consumer asked for one).
+    /// Encodes (or replays) and publishes one video frame (an IDR when a consumer asked for
+    /// one).
     pub fn send_frame(&mut self) {
-        if self.frame == 0 || self.video.take_keyframe_request() {
-            self.encoder.force_intra_frame();
-        }
-        let p = &self.picture;
-        let (w, h) = (p.width(), p.height());
-        let yuv = YUVSlices::new((p.y(), p.u(), p.v()), (w, h), (w, w / 2, w / 2));
+        let wants_idr = self.video.take_keyframe_request();
         self.annexb.clear();
-        self.encoder
-            .encode(&yuv)
-            .expect("encode")
-            .write_vec(&mut self.annexb);
+        match &mut self.pictures {
+            Pictures::Live { encoder, picture } => {
+                if self.frame == 0 || wants_idr {
+                    encoder.force_intra_frame();
+                }
+                let (w, h) = (picture.width(), picture.height());
+                let planes = (picture.y(), picture.u(), picture.v());
+                let yuv = YUVSlices::new(planes, (w, h), (w, w / 2, w / 2));
+                encoder
+                    .encode(&yuv)
+                    .expect("encode")
+                    .write_vec(&mut self.annexb);
+            }
+            Pictures::Replay { frames, pos } => {
+                let all = frames.frames();
+                if wants_idr && !all[*pos].keyframe {
+                    *pos = (*pos + 1..all.len())
+                        .find(|&i| all[i].keyframe)
+                        .unwrap_or(0);
+                }
+                self.annexb.extend_from_slice(&all[*pos].data);
+                *pos = (*pos + 1) % all.len();
+            }
+        }
+        self.video_bytes += self.annexb.len() as u64;
         let ts = self.frame.wrapping_mul(3000);
         self.frame += 1;
         let nals: Vec<Vec<u8>> = annexb_nals(&self.annexb).map(<[u8]>::to_vec).collect();
@@ -157,6 +228,11 @@ impl SyntheticParticipant {
         }
     }
 
+    /// Annex-B bytes of video published so far.
+    pub fn video_bytes(&self) -> u64 {
+        self.video_bytes
+    }
+
     /// Encodes and publishes 20 ms of audio.
     pub fn send_audio(&mut self) {
         let mut pcm = [0i16; 1920];
@@ -184,11 +260,11 @@ impl SyntheticParticipant {
 }
 
 /// Publishes every participant in real time (30 fps video, 20 ms audio) on a thread until
-/// `stop` is set.
+/// `stop` is set; the thread hands the participants back (for their byte counts).
 pub fn run_feeder(
     mut participants: Vec<SyntheticParticipant>,
     stop: Arc<AtomicBool>,
-) -> std::thread::JoinHandle<()> {
+) -> std::thread::JoinHandle<Vec<SyntheticParticipant>> {
     std::thread::spawn(move || {
         let start = Instant::now();
         let (mut frames, mut audio) = (0u64, 0u64);
@@ -208,5 +284,6 @@ pub fn run_feeder(
             }
             std::thread::sleep(Duration::from_millis(2));
         }
+        participants
     })
 }

@@ -278,6 +278,8 @@ pub enum ClientMessage {
     },
     /// `{"type":"mod",...}`
     Mod(ModCommand),
+    /// `{"type":"stage","action":"mute"|"unmute"|"remove","user":"<id>"}` (broadcaster only).
+    Stage(super::stage::StageCommand),
 }
 
 /// Every field any client message may carry; which are required depends on `type`/`action`.
@@ -316,8 +318,11 @@ pub fn parse_client(json: &str) -> Result<ClientMessage, ChatError> {
                 .ok_or_else(|| ChatError::bad_request("a reaction needs an \"emoji\" string"))?,
         }),
         "mod" => parse_mod(raw).map(ClientMessage::Mod),
+        "stage" => {
+            super::stage::parse_stage(raw.action.as_deref(), &raw.user).map(ClientMessage::Stage)
+        }
         other => Err(ChatError::bad_request(format!(
-            "unknown message type `{}` (chat, reaction or mod)",
+            "unknown message type `{}` (chat, reaction, mod or stage)",
             truncate(other, 32)
         ))),
     }
@@ -369,7 +374,7 @@ fn parse_mod(raw: Raw) -> Result<ModCommand, ChatError> {
 }
 
 /// A required, trimmed, non-empty, bounded string field.
-fn field(value: &Option<String>, name: &str, action: &str) -> Result<String, ChatError> {
+pub(super) fn field(value: &Option<String>, name: &str, action: &str) -> Result<String, ChatError> {
     let value = value
         .as_deref()
         .map(str::trim)
@@ -384,7 +389,7 @@ fn field(value: &Option<String>, name: &str, action: &str) -> Result<String, Cha
     Ok(value.to_owned())
 }
 
-fn truncate(s: &str, max: usize) -> String {
+pub(super) fn truncate(s: &str, max: usize) -> String {
     s.chars().take(max).collect()
 }
 

@@ -6,6 +6,7 @@
 //! - [`gate`]: per-connection checks before a frame reaches the room (size, UTF-8, JSON, rate).
 //! - [`room`]: one room's chat: members, history, limits, slow mode, presence.
 //! - `moderation`: the commands and who may run them.
+//! - [`stage`]: the broadcaster's stage controls (mute, unmute, remove a guest) over chat.
 //! - [`text`]: trimming, length, control characters, the word filter, reactions.
 //! - [`limits`]: the configurable limits and the token bucket behind every rate limit.
 //! - [`presence`]: join/leave/viewer-count updates coalesced to a few per second.
@@ -17,6 +18,7 @@ pub mod message;
 mod moderation;
 pub mod presence;
 pub mod room;
+pub mod stage;
 pub mod text;
 mod view;
 
@@ -32,6 +34,7 @@ pub use message::{
     UserView, parse_client,
 };
 pub use room::{Audience, ChatRoom, ConnId, Identity, Output, Transport};
+pub use stage::{StageAction, StageCommand};
 
 /// Why a client's message or command was refused. Every variant maps to one of the error codes
 /// of DESIGN.md §4 ([`ChatError::code`]) and is sent back as `{"type":"error",...}`.

@@ -26,8 +26,8 @@ struct Actor {
 }
 
 /// Whom a command is about.
-struct Target {
-    id: String,
+pub(super) struct Target {
+    pub(super) id: String,
     name: String,
     role: Role,
     known: bool,
@@ -95,7 +95,7 @@ impl ChatRoom {
 
     /// The user `user` names: an id, or else a unique display name, among those who have been
     /// in the room. `None` when nobody matches.
-    fn resolve(&self, user: &str) -> Result<Option<Target>, ChatError> {
+    pub(super) fn resolve(&self, user: &str) -> Result<Option<Target>, ChatError> {
         if let Some(k) = self.known.get(user) {
             return Ok(Some(Target {
                 id: user.to_owned(),

@@ -73,6 +73,17 @@ pub enum Output {
         /// Their chat connections.
         conns: Vec<ConnId>,
     },
+    /// The room's broadcaster (on `conn`) asked for a stage control: carry it out on the media
+    /// side, whose `system` event is the visible effect; a failure goes back to `conn` as an
+    /// `error`.
+    Stage {
+        /// The broadcaster's connection.
+        conn: ConnId,
+        /// What to do.
+        action: super::stage::StageAction,
+        /// The guest's user id (resolved from a display name when one matched).
+        user: String,
+    },
 }
 
 impl Output {
@@ -271,6 +282,7 @@ impl ChatRoom {
             ClientMessage::Chat { text } => self.chat(conn, &text, now),
             ClientMessage::Reaction { emoji } => self.reaction(conn, &emoji, now),
             ClientMessage::Mod(command) => self.moderate(conn, command, now),
+            ClientMessage::Stage(command) => self.stage_control(conn, command),
         };
         match result {
             Ok(out) => out,

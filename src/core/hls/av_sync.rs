@@ -93,12 +93,14 @@ impl Default for AvSync {
 impl AvSync {
     /// Where audio RTP timestamp `audio_rtp` belongs (48 kHz media units) given that video RTP
     /// timestamp `video.0` is at media time `video.1` (90 kHz): the same sender wallclock.
-    /// `None` until both tracks have reports, or when that would fall before time zero.
-    pub fn audio_media(&self, video: (u64, u64), audio_rtp: u64) -> Option<u64> {
+    /// Negative for audio captured before media time zero (a microphone that starts a few ms
+    /// before the camera, at the start of the timeline): the caller decides what to do with
+    /// it, the alignment itself is still right. `None` until both tracks have reports.
+    pub fn audio_media(&self, video: (u64, u64), audio_rtp: u64) -> Option<i64> {
         let wv = self.video.wallclock(video.0)?;
         let wa = self.audio.wallclock(audio_rtp)?;
         let media_90k = i128::from(video.1) + (wa - wv) * 90_000 / 1_000_000_000;
-        u64::try_from(media_90k * 8 / 15).ok()
+        i64::try_from((media_90k * 8).div_euclid(15)).ok()
     }
 }
 
@@ -148,14 +150,30 @@ mod tests {
     }
 
     #[test]
-    fn no_alignment_without_both_reports_or_before_zero() {
+    fn no_alignment_without_both_reports() {
         let mut s = AvSync::default();
         assert_eq!(s.audio_media((0, 0), 0), None);
         s.video.report(ntp(5_000), 0).unwrap();
         assert_eq!(s.audio_media((0, 0), 0), None);
-        // Audio captured a second before video's time zero cannot be placed.
+        s.audio.report(ntp(5_000), 0).unwrap();
+        assert_eq!(s.audio_media((0, 0), 0), Some(0));
+    }
+
+    #[test]
+    fn audio_captured_before_time_zero_is_placed_before_it() {
+        let mut s = AvSync::default();
+        // The microphone's first packet was captured 2.5 ms before the camera's first frame,
+        // which sits at media time zero: it belongs 120 ticks (48 kHz) before zero, and the
+        // packets after it keep that same offset.
+        s.video.report(ntp(5_000), 0).unwrap();
+        s.audio.report(ntp(5_000), 120).unwrap();
+        assert_eq!(s.audio_media((0, 0), 0), Some(-120));
+        assert_eq!(s.audio_media((0, 0), 960), Some(840));
+        // A second early.
+        let mut s = AvSync::default();
+        s.video.report(ntp(5_000), 0).unwrap();
         s.audio.report(ntp(4_000), 0).unwrap();
-        assert_eq!(s.audio_media((0, 0), 0), None);
+        assert_eq!(s.audio_media((0, 0), 0), Some(-48_000));
     }
 
     #[test]

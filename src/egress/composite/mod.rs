@@ -142,7 +142,8 @@ pub struct CompositeStats {
     pub decoded: u64,
     /// Decoded pictures replaced before they were composed (a source faster than the output).
     pub replaced: u64,
-    /// Access units or Opus packets that failed to decode.
+    /// Access units or Opus packets that failed to decode since the composite started
+    /// (participants who left included).
     pub decode_errors: u64,
     /// Time the codec thread spent working (not sleeping), nanoseconds.
     pub busy_ns: u64,
@@ -165,6 +166,95 @@ struct Shared {
     busy_ns: AtomicU64,
 }
 
+/// Counters of every composite of this process, for `/metrics`: monotonic totals (composites
+/// that ended included) and how many run now.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct CompositeTotals {
+    /// Composites whose codec thread runs now.
+    pub active: u64,
+    /// Pictures composed and encoded.
+    pub frames: u64,
+    /// Output frame ticks skipped because a codec thread was late.
+    pub frames_skipped: u64,
+    /// Outputs dropped because a tap's queue was full.
+    pub output_dropped: u64,
+    /// Access units or Opus packets that failed to decode.
+    pub decode_errors: u64,
+}
+
+impl CompositeTotals {
+    fn add(&mut self, s: &CompositeStats) {
+        self.frames += s.frames;
+        self.frames_skipped += s.frames_skipped;
+        self.output_dropped += s.output_dropped;
+        self.decode_errors += s.decode_errors;
+    }
+}
+
+/// Every running composite's counters, and the sum of those that ended. One lock, taken when
+/// a codec thread starts or ends and per `/metrics` scrape, so the totals never go backwards.
+#[derive(Default)]
+struct Registry {
+    live: Vec<Arc<Shared>>,
+    ended: CompositeTotals,
+}
+
+static REGISTRY: Mutex<Registry> = Mutex::new(Registry {
+    live: Vec::new(),
+    ended: CompositeTotals {
+        active: 0,
+        frames: 0,
+        frames_skipped: 0,
+        output_dropped: 0,
+        decode_errors: 0,
+    },
+});
+
+fn registry() -> std::sync::MutexGuard<'static, Registry> {
+    // The registry only holds counters: a panic elsewhere while it was held leaves it usable.
+    REGISTRY.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Moves a composite's counters from the live list to the ended sum when its codec thread
+/// exits (also on a panic: the guard lives on the thread's stack).
+struct Retire(Arc<Shared>);
+
+impl Drop for Retire {
+    fn drop(&mut self) {
+        let mut r = registry();
+        if let Some(i) = r.live.iter().position(|s| Arc::ptr_eq(s, &self.0)) {
+            r.live.swap_remove(i);
+            let final_stats = snapshot(&self.0);
+            r.ended.add(&final_stats);
+        }
+    }
+}
+
+/// Totals over every composite this process ran (for `/metrics`).
+pub fn totals() -> CompositeTotals {
+    let r = registry();
+    let mut t = r.ended;
+    for s in &r.live {
+        t.add(&snapshot(s));
+    }
+    t.active = r.live.len() as u64;
+    t
+}
+
+fn snapshot(s: &Shared) -> CompositeStats {
+    let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+    CompositeStats {
+        frames: load(&s.frames),
+        frames_skipped: load(&s.skipped),
+        output_dropped: load(&s.output_dropped),
+        audio_frames: load(&s.audio_frames),
+        decoded: load(&s.decoded_now),
+        replaced: load(&s.replaced_now),
+        decode_errors: load(&s.decode_errors_now),
+        busy_ns: load(&s.busy_ns),
+    }
+}
+
 /// A running composite. Dropping it stops the codec thread (within one pass, ~10 ms) and
 /// unsubscribes from every hub.
 pub struct Composite {
@@ -183,9 +273,14 @@ impl Composite {
         let shared = Arc::new(Shared::default());
         *shared.pending.lock().expect("sources lock") = Some(sources);
         let worker = worker::Worker::new(config.clone(), shared.clone(), tx)?;
+        registry().live.push(shared.clone());
+        let retire = Retire(shared.clone());
         std::thread::Builder::new()
             .name("onair-composite".into())
-            .spawn(move || worker.run())
+            .spawn(move || {
+                let _retire = retire;
+                worker.run();
+            })
             .map_err(|e| format!("composite thread: {e}"))?;
         Ok((Self { shared }, rx))
     }
@@ -203,18 +298,7 @@ impl Composite {
 
     /// A snapshot of the counters.
     pub fn stats(&self) -> CompositeStats {
-        let s = &self.shared;
-        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        CompositeStats {
-            frames: load(&s.frames),
-            frames_skipped: load(&s.skipped),
-            output_dropped: load(&s.output_dropped),
-            audio_frames: load(&s.audio_frames),
-            decoded: load(&s.decoded_now),
-            replaced: load(&s.replaced_now),
-            decode_errors: load(&s.decode_errors_now),
-            busy_ns: load(&s.busy_ns),
-        }
+        snapshot(&self.shared)
     }
 }
 

@@ -43,6 +43,8 @@ pub(super) struct Worker {
     filled: Vec<usize>,
     opus_out: Vec<u8>,
     force_idr: bool,
+    /// Decode errors of participants who left (so the published count never goes back).
+    errors_of_left: u64,
 }
 
 impl Worker {
@@ -83,6 +85,7 @@ impl Worker {
             filled: Vec::new(),
             opus_out: vec![0; MAX_OPUS_PACKET],
             force_idr: true,
+            errors_of_left: 0,
         })
     }
 
@@ -135,6 +138,7 @@ impl Worker {
                 None => self.sources.push(SourceState::new(s)),
             }
         }
+        self.errors_of_left += old.iter().map(|o| o.counters.decode_errors).sum::<u64>();
         self.scratch
             .resize_with(self.sources.len(), || vec![0; FRAME_LEN]);
         // The layout changed: start a fresh GOP so the new picture is decodable at once.
@@ -224,6 +228,7 @@ impl Worker {
             .store(self.video_clock.skipped(), Ordering::Relaxed);
         s.decoded_now.store(decoded, Ordering::Relaxed);
         s.replaced_now.store(replaced, Ordering::Relaxed);
-        s.decode_errors_now.store(errors, Ordering::Relaxed);
+        s.decode_errors_now
+            .store(errors + self.errors_of_left, Ordering::Relaxed);
     }
 }

@@ -241,10 +241,12 @@ impl Tap {
         let pts = source.clock.audio(ts, now);
         if self.stream.as_ref().is_none_or(|s| s.hls.is_ended()) {
             // No stream yet: the packet waits for video, or for the audio-only decision.
-            if source.held_audio.len() >= HELD_AUDIO {
-                source.held_audio.remove(0);
+            if let Some(pts) = pts {
+                if source.held_audio.len() >= HELD_AUDIO {
+                    source.held_audio.remove(0);
+                }
+                source.held_audio.push((pts, packet.payload.clone()));
             }
-            source.held_audio.push((pts, packet.payload.clone()));
             let audio_only =
                 !source.video_seen && now.saturating_sub(first_audio_at) >= AUDIO_ONLY_WAIT;
             if !self.held.is_empty() {
@@ -254,7 +256,8 @@ impl Tap {
             }
             return;
         }
-        if let Some(stream) = self.stream.as_mut()
+        // Audio the sender reports place before the timeline's start is left out.
+        if let (Some(pts), Some(stream)) = (pts, self.stream.as_mut())
             && let Err(e) = stream.segmenter.push_audio(pts, packet.payload.clone())
         {
             tracing::trace!(error = %e, "Opus packet refused");
