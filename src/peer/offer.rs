@@ -127,11 +127,29 @@ pub async fn start_turn(
         ips: vec![config.udp_host],
         ports: config.udp_ports.first..=config.udp_ports.last,
     };
-    let server =
+    let started =
         onair_turn::TurnServer::start(&config.turn, secret.as_bytes(), media, config.public_ip)
-            .await
-            .map_err(|e| e.to_string())?;
-    Ok(Some(std::sync::Arc::new(server)))
+            .await;
+    match started {
+        Ok(server) => Ok(Some(std::sync::Arc::new(server))),
+        // Like HTTPS: when the *default* port is taken (a coturn or another onair on this
+        // machine), serve without the embedded relay rather than not at all; a configured port
+        // that cannot be bound is an error.
+        Err(onair_turn::TurnStartError::Bind { source, addr, .. })
+            if source.kind() == std::io::ErrorKind::AddrInUse
+                && uses_default_turn_ports(&config.turn) =>
+        {
+            tracing::warn!(%addr, "the default TURN port is taken: running without the embedded TURN server (set [turn] udp_port/tcp_port)");
+            Ok(None)
+        }
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+fn uses_default_turn_ports(turn: &onair_turn::TurnConfig) -> bool {
+    let default = onair_turn::TurnConfig::default();
+    (turn.listen, turn.udp_port, turn.tcp_port)
+        == (default.listen, default.udp_port, default.tcp_port)
 }
 
 /// `Link` values for one response (RFC 9725 §4.6): the configured servers, then the embedded
