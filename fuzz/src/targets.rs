@@ -211,6 +211,17 @@ fn check_outputs(out: &[Output], joined: &mut [bool; 4]) {
                     }
                 }
             }
+            // A stage control the shell runs: only the broadcaster's connection asks.
+            Output::Stage { conn, user, .. } => {
+                assert!(
+                    (*conn as usize) < joined.len(),
+                    "stage control from nowhere"
+                );
+                assert!(
+                    !user.is_empty() && user.len() <= 128,
+                    "stage target {user:?}"
+                );
+            }
         }
     }
 }
