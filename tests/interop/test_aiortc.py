@@ -88,15 +88,18 @@ async def publish_and_watch(server):
         asyncio.ensure_future(read())
 
     async with aiohttp.ClientSession() as http:
-        whip = await post_offer(http, f"{server.base}/whip/{room}", publisher, server.token(room, "broadcaster"))
+        token = server.token(room, "broadcaster")
+        whip = await post_offer(http, f"{server.base}/whip/{room}", publisher, token)
         whep = await post_offer(http, f"{server.base}/whep/{room}", viewer)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and (len(frames) < 30 or len(audio_frames) < 25):
             await asyncio.sleep(0.1)
         async with http.get(f"{server.base}/api/rooms/{room}") as r:
             detail = await r.json()
-        for url in (whep, whip):
-            async with http.delete(f"{server.base}{url}") as r:
+        # A session is ended by its owner: the anonymous viewer by its URL alone, the
+        # publisher with the token that created it.
+        for url, auth in ((whep, {}), (whip, {"Authorization": f"Bearer {token}"})):
+            async with http.delete(f"{server.base}{url}", headers=auth) as r:
                 assert r.status == 200
     await viewer.close()
     await publisher.close()
