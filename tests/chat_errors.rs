@@ -113,6 +113,10 @@ async fn refusals_name_their_code() {
     ann.command("slow", json!({"seconds": 5})).await;
     ann.expect_error("forbidden").await;
     host.command("slow", json!({"seconds": 60})).await;
+    // The host's command and ann's messages travel on different connections: wait until ann
+    // sees slow mode on before writing, or "a" may be judged before it.
+    let state = ann.expect_type("state").await;
+    assert_eq!(state["slow"], 60, "{state}");
     ann.say("a").await;
     ann.expect_chat("a").await;
     ann.say("b").await;
