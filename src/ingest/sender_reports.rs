@@ -1,5 +1,5 @@
 //! Publisher RTCP sender reports -> the HLS tap (ingest side of the media path, I/O shell):
-//! `peer::feedback::PublisherReports` lets a publisher's sender reports through to its tracks;
+//! `peer::feedback::RtcpDelivery::publisher_reports` lets a publisher's sender reports through to its tracks;
 //! the track reader hands them here and they go, without waiting, to the tap reading the hub
 //! the track publishes into (RFC 3550 §6.4.1: each pairs the sender's NTP wallclock with an
 //! RTP timestamp). Each hub holds the sending end of its tap's report channel.

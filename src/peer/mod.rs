@@ -59,7 +59,7 @@ pub const DATA_CHANNEL_SEND_LIMIT: usize = 256 * 1024;
 /// its own, so a short period only bounds that wait (and ends once ICE is connected).
 const ICE_LITE_TICK: Duration = Duration::from_millis(10);
 
-/// Chain position of [`feedback::ViewerFeedback`]: beyond every built-in interceptor.
+/// Chain position of [`feedback::RtcpDelivery`]: beyond every built-in interceptor.
 const FEEDBACK_SLOT: usize = 14_000;
 
 /// Which side of the SFU a PeerConnection serves; decides interceptors and feedback.
@@ -283,7 +283,7 @@ fn media_setup(role: PeerRole) -> Result<(MediaEngine, Registry), PeerError> {
             // Sender reports reach the publisher's tracks (A/V alignment of the HLS tap).
             let registry = registry.with(
                 Slot::from(FEEDBACK_SLOT),
-                feedback::PublisherReports::default(),
+                feedback::RtcpDelivery::publisher_reports(),
             );
             configure_twcc_receiver_only(registry, &mut engine).map_err(err)?
         }
@@ -294,7 +294,7 @@ fn media_setup(role: PeerRole) -> Result<(MediaEngine, Registry), PeerError> {
             // Application-most slot: every interceptor has seen the RTCP before it is marked.
             configure_rtcp_reports(registry).with(
                 Slot::from(FEEDBACK_SLOT),
-                feedback::ViewerFeedback::default(),
+                feedback::RtcpDelivery::viewer_feedback(),
             )
         }
     };
