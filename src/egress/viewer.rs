@@ -1,18 +1,21 @@
-//! A WHEP viewer's outgoing tracks (egress side of the media path, hot path): each drains its
-//! own bounded queue from whichever participant's hub its slot shows, holds video until a
-//! keyframe, rewrites SSRC/seq/ts/PT with an [`RtpMunger`] so source switches are seamless,
-//! and answers the viewer's RTCP (PLI/FIR upstream, NACKs from the hub's retransmission
-//! cache). The session task that switches sources is [`super::viewer_session`].
+//! A WHEP viewer's outgoing tracks (egress side of the media path, hot path): each is a
+//! [`PacketSink`] of whichever participant's hub its slot shows, written to on the publisher's
+//! task: it holds video until a keyframe, rewrites SSRC/seq/ts/PT with an [`RtpMunger`] so
+//! source switches are seamless, and hands the packet to the connection without waiting (a
+//! connection whose send queue is full loses that packet). It answers the viewer's RTCP
+//! (PLI/FIR upstream, NACKs from the hub's retransmission cache). The session task that
+//! switches sources is [`super::viewer_session`].
 
-use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
+
+use futures::FutureExt;
 
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
 use rtc::rtp;
-use tokio::sync::mpsc;
 use webrtc::media_stream::track_local::TrackLocal;
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 use webrtc::rtp_transceiver::RtpSender;
@@ -21,7 +24,7 @@ use crate::core::rtp::{KeyframeGate, MungerConfig, RtpMunger, nack_seqs};
 use crate::core::stage::SlotMids;
 use crate::http::ApiError;
 use crate::peer::{MIME_H264, MIME_OPUS};
-use crate::room::{MediaPacket, TrackHub, TrackKind};
+use crate::room::{MediaPacket, PacketSink, TrackHub, TrackKind};
 
 /// Most packets re-sent for one NACK message; bounds the work a viewer can ask for.
 const MAX_RETRANSMIT_PER_NACK: usize = 64;
@@ -83,15 +86,21 @@ impl Outbound {
             first_ts: rand::random(),
         });
         ViewerTrack {
-            track: self.track,
             kind: self.kind,
             hub: None,
             subscription_id: 0,
             dropped: Arc::new(AtomicU64::new(0)),
-            munger,
-            gate: KeyframeGate::new(),
-            keyframe_asked: None,
-            last_source: 0,
+            sink: Arc::new(TrackSink {
+                track: self.track,
+                kind: self.kind,
+                connected: AtomicBool::new(false),
+                state: Mutex::new(SendState {
+                    munger,
+                    gate: KeyframeGate::new(),
+                    keyframe_asked: None,
+                    last_source: 0,
+                }),
+            }),
         }
     }
 }
@@ -135,18 +144,14 @@ impl Slot {
     }
 }
 
-/// One outgoing track of a viewer, fed by its current hub subscription.
+/// One outgoing track of a viewer: the session's handle on its [`TrackSink`] and on the hub
+/// it is subscribed to.
 pub struct ViewerTrack {
-    track: Arc<TrackLocalStaticRTP>,
     kind: TrackKind,
     hub: Option<Arc<TrackHub>>,
     subscription_id: u64,
     dropped: Arc<AtomicU64>,
-    munger: RtpMunger,
-    gate: KeyframeGate,
-    keyframe_asked: Option<(u64, Instant)>,
-    /// Source of the last packet sent: retransmissions from another source are skipped.
-    last_source: u64,
+    sink: Arc<TrackSink>,
 }
 
 impl ViewerTrack {
@@ -157,28 +162,35 @@ impl ViewerTrack {
 
     /// The local track (for its RTCP events).
     pub fn local(&self) -> Arc<TrackLocalStaticRTP> {
-        self.track.clone()
+        self.sink.track.clone()
     }
 
-    /// Switches this track to `hub` (or to nothing): leaves the old hub, subscribes to the
-    /// new one and, for video, waits for and asks for a keyframe of the new source. The
-    /// munger keeps the outgoing SSRC/seq/ts continuous across the switch.
-    pub fn switch(
-        &mut self,
-        hub: Option<Arc<TrackHub>>,
-        connected: bool,
-    ) -> Option<mpsc::Receiver<Arc<MediaPacket>>> {
+    /// DTLS is up: media may flow (video from the next keyframe on).
+    pub fn set_connected(&self) {
+        self.sink.connected.store(true, Ordering::Release);
+    }
+
+    /// Switches this track to `hub` (or to nothing): leaves the old hub and subscribes to the
+    /// new one; video then waits for, and asks for, a keyframe of the new source. The munger
+    /// keeps the outgoing SSRC/seq/ts continuous across the switch.
+    pub fn switch(&mut self, hub: Option<Arc<TrackHub>>) {
         self.detach();
-        self.gate.close();
-        self.keyframe_asked = None;
-        let hub = hub?;
-        let subscription = hub.subscribe_counted(self.dropped.clone());
-        self.subscription_id = subscription.id;
-        if connected && self.kind == TrackKind::Video {
+        {
+            // Released before the hub's consumer list is touched: the hub holds that list
+            // while it writes to this sink (which takes this lock).
+            let mut state = self.sink.state();
+            state.gate.close();
+            state.keyframe_asked = None;
+        }
+        let Some(hub) = hub else {
+            return;
+        };
+        let sink: Arc<dyn PacketSink> = self.sink.clone();
+        self.subscription_id = hub.subscribe_sink(sink, self.dropped.clone());
+        if self.kind == TrackKind::Video && self.sink.connected.load(Ordering::Acquire) {
             hub.request_keyframe();
         }
         self.hub = Some(hub);
-        Some(subscription.rx)
     }
 
     /// Leaves the current hub.
@@ -195,27 +207,103 @@ impl ViewerTrack {
         }
     }
 
-    /// Forwards one packet: keyframe gate (video), rewrite, write.
-    pub async fn forward(&mut self, packet: &MediaPacket, connected: bool) {
-        if !connected {
-            // Nothing can be sent before DTLS is up; start at a keyframe once it is.
-            self.gate.close();
+    /// Handles RTCP feedback the viewer sent about this track.
+    pub fn on_rtcp(&self, packets: Vec<Box<dyn rtc::rtcp::Packet>>) {
+        let Some(hub) = self.hub.as_ref() else {
             return;
+        };
+        for packet in packets {
+            let any = packet.as_any();
+            if any.is::<PictureLossIndication>() || any.is::<FullIntraRequest>() {
+                hub.request_keyframe();
+            } else if let Some(nack) = any.downcast_ref::<TransportLayerNack>() {
+                hub.count_nack();
+                self.retransmit(hub, nack);
+            }
         }
-        let now = Instant::now();
-        if self.kind == TrackKind::Video && !self.gate.admit(packet.source, packet.keyframe) {
-            self.ask_keyframe(packet.source, now);
-            return;
-        }
-        self.send(packet, now).await;
     }
 
-    async fn send(&mut self, packet: &MediaPacket, now: Instant) {
+    /// RFC 4585 §6.2.1 Generic NACK, answered from the hub's shared cache.
+    fn retransmit(&self, hub: &TrackHub, nack: &TransportLayerNack) {
+        let now = Instant::now();
+        let mut state = self.sink.state();
+        let mut sent = 0;
+        for pair in &nack.nacks {
+            for out_seq in nack_seqs(pair.packet_id, pair.lost_packets) {
+                if sent == MAX_RETRANSMIT_PER_NACK {
+                    return;
+                }
+                let Some(src_seq) = state.munger.source_seq(out_seq) else {
+                    continue;
+                };
+                if let Some(packet) = hub
+                    .cached(src_seq)
+                    .filter(|p| p.source == state.last_source)
+                {
+                    state.send(&self.sink.track, hub, &packet, now);
+                    hub.count_retransmit();
+                    sent += 1;
+                }
+            }
+        }
+    }
+}
+
+/// What the hub writes to: the connection's track and the per-track rewrite state.
+struct TrackSink {
+    track: Arc<TrackLocalStaticRTP>,
+    kind: TrackKind,
+    connected: AtomicBool,
+    state: Mutex<SendState>,
+}
+
+impl TrackSink {
+    fn state(&self) -> MutexGuard<'_, SendState> {
+        self.state.lock().expect("viewer track lock poisoned")
+    }
+}
+
+impl PacketSink for TrackSink {
+    /// Keyframe gate (video), rewrite, hand over to the connection.
+    fn deliver(&self, hub: &TrackHub, packet: &Arc<MediaPacket>, now: Instant) -> bool {
+        let mut state = self.state();
+        if !self.connected.load(Ordering::Acquire) {
+            // Nothing can be sent before DTLS is up; start at a keyframe once it is.
+            state.gate.close();
+            return true;
+        }
+        if self.kind == TrackKind::Video && !state.gate.admit(packet.source, packet.keyframe) {
+            state.ask_keyframe(hub, packet.source, now);
+            return true;
+        }
+        state.send(&self.track, hub, packet, now)
+    }
+}
+
+/// A track's outgoing stream state, under the sink's lock.
+struct SendState {
+    munger: RtpMunger,
+    gate: KeyframeGate,
+    keyframe_asked: Option<(u64, Instant)>,
+    /// Source of the last packet sent: retransmissions from another source are skipped.
+    last_source: u64,
+}
+
+impl SendState {
+    /// Rewrites `packet` and hands it to the connection's driver without waiting. False when
+    /// the connection's send queue is full (the packet is lost for this viewer alone).
+    fn send(
+        &mut self,
+        track: &TrackLocalStaticRTP,
+        hub: &TrackHub,
+        packet: &MediaPacket,
+        now: Instant,
+    ) -> bool {
         let Some(out) = self
             .munger
             .rewrite(packet.source, packet.seq, packet.ts, now)
         else {
-            return;
+            return true;
         };
         self.last_source = packet.source;
         let rtp = rtp::Packet {
@@ -231,18 +319,25 @@ impl ViewerTrack {
             payload: packet.payload.clone(),
         };
         let len = rtp.payload.len();
-        match self.track.write_rtp(rtp).await {
-            Ok(()) => {
-                if let Some(hub) = &self.hub {
-                    hub.count_sent(len);
-                }
+        // webrtc-rs queues the packet for the connection's driver task: ready at once unless
+        // that queue is full. Polled once, outside tokio's cooperative budget (a publisher
+        // writing to a thousand viewers would otherwise exhaust it and see "full"), and
+        // dropped if not ready: never awaited, so a slow connection cannot hold up the rest.
+        match tokio::task::unconstrained(track.write_rtp(rtp)).now_or_never() {
+            Some(Ok(())) => {
+                hub.count_sent(len);
+                true
             }
-            Err(e) => tracing::trace!(error = %e, "write_rtp to viewer failed"),
+            Some(Err(e)) => {
+                tracing::trace!(error = %e, "write_rtp to viewer failed");
+                true
+            }
+            None => false,
         }
     }
 
     /// Asks upstream for a keyframe when this viewer waits for one (hub-level rate limit).
-    fn ask_keyframe(&mut self, source: u64, now: Instant) {
+    fn ask_keyframe(&mut self, hub: &TrackHub, source: u64, now: Instant) {
         let due = match self.keyframe_asked {
             Some((asked_source, at)) => {
                 asked_source != source || now.duration_since(at) >= KEYFRAME_RETRY
@@ -251,44 +346,7 @@ impl ViewerTrack {
         };
         if due {
             self.keyframe_asked = Some((source, now));
-            self.request_keyframe();
-        }
-    }
-
-    /// Handles RTCP feedback the viewer sent about this track.
-    pub async fn on_rtcp(&mut self, packets: Vec<Box<dyn rtc::rtcp::Packet>>) {
-        let Some(hub) = self.hub.clone() else {
-            return;
-        };
-        for packet in packets {
-            let any = packet.as_any();
-            if any.is::<PictureLossIndication>() || any.is::<FullIntraRequest>() {
-                hub.request_keyframe();
-            } else if let Some(nack) = any.downcast_ref::<TransportLayerNack>() {
-                hub.count_nack();
-                self.retransmit(&hub, nack).await;
-            }
-        }
-    }
-
-    /// RFC 4585 §6.2.1 Generic NACK, answered from the hub's shared cache.
-    async fn retransmit(&mut self, hub: &TrackHub, nack: &TransportLayerNack) {
-        let now = Instant::now();
-        let mut sent = 0;
-        for pair in &nack.nacks {
-            for out_seq in nack_seqs(pair.packet_id, pair.lost_packets) {
-                if sent == MAX_RETRANSMIT_PER_NACK {
-                    return;
-                }
-                let Some(src_seq) = self.munger.source_seq(out_seq) else {
-                    continue;
-                };
-                if let Some(packet) = hub.cached(src_seq).filter(|p| p.source == self.last_source) {
-                    self.send(&packet, now).await;
-                    hub.count_retransmit();
-                    sent += 1;
-                }
-            }
+            hub.request_keyframe();
         }
     }
 }

@@ -1,12 +1,11 @@
-//! A WHEP viewer session (egress side of the media path, I/O shell): drains the queues of all
-//! its slots without allocating per packet, follows the room's stage and switches each slot's
-//! source as participants come and go ([`SlotMap`] decides), tells the page which slot shows
-//! whom with a per-session `stage` message on its `chat` (or `stage`) data channel, and ends
-//! when the session is ended or the connection fails.
+//! A WHEP viewer session (egress side of the media path, I/O shell): its slots' tracks are
+//! written to by the hubs themselves ([`super::viewer`]); this task follows the room's stage
+//! and switches each slot's source as participants come and go ([`SlotMap`] decides), answers
+//! the viewer's RTCP, tells the page which slot shows whom with a per-session `stage` message
+//! on its `chat` (or `stage`) data channel, and ends when the session is ended or the
+//! connection fails.
 
-use std::future::poll_fn;
 use std::sync::Arc;
-use std::task::Poll;
 
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
@@ -21,7 +20,7 @@ use crate::core::stage::{Candidate, SlotMap, StageEntry, StageMessage};
 use crate::http::App;
 use crate::peer::session::Session;
 use crate::peer::{PeerEvent, PeerEvents};
-use crate::room::{MediaPacket, Room, StageView};
+use crate::room::{Room, StageView};
 
 /// Label of a data channel that carries only `stage` messages (a studio watching its guests
 /// without a second chat connection).
@@ -36,28 +35,6 @@ pub struct ViewerCtx {
     pub session: Arc<Session>,
     pub slots: Vec<Slot>,
     pub events: PeerEvents,
-}
-
-type Rx = Option<mpsc::Receiver<Arc<MediaPacket>>>;
-
-/// The next packet of any slot's queue, round-robin from `start` so no slot starves the
-/// others: `(queue index, packet)`; `None` for a queue whose hub went away.
-fn poll_media(
-    rxs: &mut [Rx],
-    start: &mut usize,
-    cx: &mut std::task::Context<'_>,
-) -> Poll<(usize, Option<Arc<MediaPacket>>)> {
-    let n = rxs.len();
-    for k in 0..n {
-        let i = (*start + k) % n;
-        if let Some(rx) = rxs[i].as_mut()
-            && let Poll::Ready(packet) = rx.poll_recv(cx)
-        {
-            *start = (i + 1) % n;
-            return Poll::Ready((i, packet));
-        }
-    }
-    Poll::Pending
 }
 
 /// Forwards a track's RTCP feedback to the session task (RTCP is rare; media is not).
@@ -86,18 +63,16 @@ async fn feedback(
 struct Slots {
     slots: Vec<Slot>,
     map: SlotMap,
-    rxs: Vec<Rx>,
 }
 
 impl Slots {
     fn new(slots: Vec<Slot>, exclude: Option<&str>) -> Self {
         let map = SlotMap::new(slots.len(), exclude);
-        let rxs = (0..slots.len() * 2).map(|_| None).collect();
-        Self { slots, map, rxs }
+        Self { slots, map }
     }
 
     /// Follows a new stage: switches the slots whose participant changed.
-    fn follow(&mut self, view: &StageView, connected: bool) {
+    fn follow(&mut self, view: &StageView) {
         let candidates: Vec<Candidate<'_>> = view
             .members
             .iter()
@@ -110,10 +85,10 @@ impl Slots {
             let member = self.map.user(i).and_then(|u| view.member(u));
             let slot = &mut self.slots[i];
             if let Some(v) = slot.video.as_mut() {
-                self.rxs[2 * i] = v.switch(member.map(|m| m.video.clone()), connected);
+                v.switch(member.map(|m| m.video.clone()));
             }
             if let Some(a) = slot.audio.as_mut() {
-                self.rxs[2 * i + 1] = a.switch(member.map(|m| m.audio.clone()), connected);
+                a.switch(member.map(|m| m.audio.clone()));
             }
             tracing::debug!(slot = i, user = ?member.map(|m| &m.user), "viewer slot switched");
         }
@@ -217,13 +192,12 @@ pub async fn run(ctx: ViewerCtx) {
     drop(feedback_tx);
     let mut stage_rx = room.watch_stage();
     let view = stage_rx.borrow_and_update().clone();
-    slots.follow(&view, false);
+    slots.follow(&view);
     let stage_msg = watch::Sender::new(Arc::<str>::from(slots.message(&view, &you)));
     session.set_side_feed(stage_msg.subscribe());
     let connect_deadline = tokio::time::sleep(app.config.connect_timeout());
     tokio::pin!(connect_deadline);
     let mut connected = false;
-    let mut start = 0usize;
     loop {
         tokio::select! {
             biased;
@@ -232,6 +206,9 @@ pub async fn run(ctx: ViewerCtx) {
                 Some(PeerEvent::State(RTCPeerConnectionState::Connected)) => {
                     connected = true;
                     for slot in &slots.slots {
+                        for t in [&slot.video, &slot.audio].into_iter().flatten() {
+                            t.set_connected();
+                        }
                         if let Some(v) = &slot.video {
                             v.request_keyframe();
                         }
@@ -264,25 +241,14 @@ pub async fn run(ctx: ViewerCtx) {
                     break;
                 }
                 let view = stage_rx.borrow_and_update().clone();
-                slots.follow(&view, connected);
+                slots.follow(&view);
                 stage_msg.send_replace(Arc::from(slots.message(&view, &you)));
             }
             Some((index, rtcp)) = feedback_rx.recv() => {
-                let slot = &mut slots.slots[index / 2];
-                let track = if index % 2 == 0 { slot.video.as_mut() } else { slot.audio.as_mut() };
+                let slot = &slots.slots[index / 2];
+                let track = if index % 2 == 0 { &slot.video } else { &slot.audio };
                 if let Some(t) = track {
-                    t.on_rtcp(rtcp).await;
-                }
-            }
-            (index, packet) = poll_fn(|cx| poll_media(&mut slots.rxs, &mut start, cx)) => {
-                let Some(packet) = packet else {
-                    slots.rxs[index] = None;
-                    continue;
-                };
-                let slot = &mut slots.slots[index / 2];
-                let track = if index % 2 == 0 { slot.video.as_mut() } else { slot.audio.as_mut() };
-                if let Some(t) = track {
-                    t.forward(&packet, connected).await;
+                    t.on_rtcp(rtcp);
                 }
             }
         }

@@ -7,7 +7,7 @@ pub mod stage;
 mod track;
 
 pub use stage::{StageConfig, StageMember, StageView};
-pub use track::{MediaPacket, Subscription, TrackHub, TrackKind, TrackStats};
+pub use track::{MediaPacket, PacketSink, Subscription, TrackHub, TrackKind, TrackStats};
 
 use std::sync::Arc;
 use std::sync::Mutex;

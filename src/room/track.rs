@@ -1,6 +1,9 @@
 //! `TrackHub`: the fan-out point of one room track (hot path). The publisher's reader calls
-//! [`TrackHub::publish`] once per RTP packet; every consumer has its own bounded queue, and a
-//! full queue drops the packet for that consumer only. Nothing here ever awaits.
+//! [`TrackHub::publish`] once per RTP packet and the hub hands it to every consumer without
+//! waiting: WHEP viewers' tracks are [`PacketSink`]s written to right there, on the
+//! publisher's task (no queue, no task hop per packet per viewer); other consumers (the HLS
+//! tap, the composite) have their own bounded queue. A consumer that cannot take a packet
+//! loses that packet alone. Nothing here ever awaits.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -47,9 +50,25 @@ pub struct MediaPacket {
     pub payload: Bytes,
 }
 
+/// A consumer the hub writes to directly from [`TrackHub::publish`], on the publisher's task:
+/// a WHEP viewer's outgoing track. `deliver` must never block or await; it runs while the hub
+/// holds its consumer list for reading, so it must not subscribe to or leave a hub.
+pub trait PacketSink: Send + Sync {
+    /// Takes one packet that arrived at `now`. False when it had to be dropped (the
+    /// consumer's connection cannot take more right now).
+    fn deliver(&self, hub: &TrackHub, packet: &Arc<MediaPacket>, now: Instant) -> bool;
+}
+
+enum Consumer {
+    /// A bounded queue drained by the consumer's own task.
+    Queue(mpsc::Sender<Arc<MediaPacket>>),
+    /// Written to in place.
+    Sink(Arc<dyn PacketSink>),
+}
+
 struct Subscriber {
     id: u64,
-    tx: mpsc::Sender<Arc<MediaPacket>>,
+    consumer: Consumer,
     dropped: Arc<AtomicU64>,
 }
 
@@ -153,16 +172,27 @@ impl TrackHub {
     /// while it switches between participants' hubs).
     pub fn subscribe_counted(&self, dropped: Arc<AtomicU64>) -> Subscription {
         let (tx, rx) = mpsc::channel(self.queue);
+        let id = self.add(Consumer::Queue(tx), dropped.clone());
+        Subscription { rx, dropped, id }
+    }
+
+    /// Adds a consumer written to directly by [`TrackHub::publish`]; its drops are counted on
+    /// `dropped`. Returns the id for [`TrackHub::unsubscribe`].
+    pub fn subscribe_sink(&self, sink: Arc<dyn PacketSink>, dropped: Arc<AtomicU64>) -> u64 {
+        self.add(Consumer::Sink(sink), dropped)
+    }
+
+    fn add(&self, consumer: Consumer, dropped: Arc<AtomicU64>) -> u64 {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         self.subscribers
             .write()
             .expect("hub lock poisoned")
             .push(Subscriber {
                 id,
-                tx,
-                dropped: dropped.clone(),
+                consumer,
+                dropped,
             });
-        Subscription { rx, dropped, id }
+        id
     }
 
     /// Removes a consumer.
@@ -178,8 +208,9 @@ impl TrackHub {
         self.subscribers.read().expect("hub lock poisoned").len()
     }
 
-    /// Hands one packet to every consumer without waiting: one `Arc` per packet, a refcount
-    /// and a `try_send` per consumer. A full queue drops the packet for that consumer only.
+    /// Hands one packet to every consumer without waiting: one `Arc` per packet, then per
+    /// consumer a direct write ([`PacketSink`]) or a refcount and a `try_send`. A consumer that
+    /// cannot take it loses this packet alone.
     pub fn publish(&self, packet: MediaPacket) {
         self.packets_in.fetch_add(1, Ordering::Relaxed);
         self.bytes_in
@@ -195,9 +226,17 @@ impl TrackHub {
                 .expect("cache lock poisoned")
                 .insert(packet.seq, packet.clone());
         }
+        let now = Instant::now();
         let subscribers = self.subscribers.read().expect("hub lock poisoned");
         for s in subscribers.iter() {
-            if let Err(mpsc::error::TrySendError::Full(_)) = s.tx.try_send(packet.clone()) {
+            let delivered = match &s.consumer {
+                Consumer::Queue(tx) => !matches!(
+                    tx.try_send(packet.clone()),
+                    Err(mpsc::error::TrySendError::Full(_))
+                ),
+                Consumer::Sink(sink) => sink.deliver(self, &packet, now),
+            };
+            if !delivered {
                 self.dropped.fetch_add(1, Ordering::Relaxed);
                 let n = s.dropped.fetch_add(1, Ordering::Relaxed) + 1;
                 // Rate-limited by construction: logs at 1, 2, 4, 8, ... drops.
@@ -326,6 +365,44 @@ mod tests {
         // The payload is shared, not copied.
         let a = hub.cached(99).unwrap();
         assert!(Arc::ptr_eq(&a, &hub.cached(99).unwrap()));
+    }
+
+    /// Takes every other packet, remembering the sequence numbers it took.
+    struct HalfSink(Mutex<Vec<u16>>);
+
+    impl PacketSink for HalfSink {
+        fn deliver(&self, hub: &TrackHub, packet: &Arc<MediaPacket>, _now: Instant) -> bool {
+            if packet.seq % 2 == 1 {
+                return false;
+            }
+            hub.count_sent(packet.payload.len());
+            self.0.lock().unwrap().push(packet.seq);
+            true
+        }
+    }
+
+    #[test]
+    fn sinks_are_written_in_place_and_their_refusals_counted() {
+        let hub = TrackHub::new(TrackKind::Video, 16, 64, Duration::from_millis(500));
+        let sink = Arc::new(HalfSink(Mutex::new(Vec::new())));
+        let dropped = Arc::new(AtomicU64::new(0));
+        let id = hub.subscribe_sink(sink.clone(), dropped.clone());
+        let mut queue = hub.subscribe();
+        for seq in 0..10 {
+            hub.publish(packet(seq));
+        }
+        // Written synchronously by `publish`, with no task in between.
+        assert_eq!(*sink.0.lock().unwrap(), vec![0, 2, 4, 6, 8]);
+        assert_eq!(dropped.load(Ordering::Relaxed), 5);
+        assert_eq!(hub.stats().dropped, 5);
+        assert_eq!(hub.stats().packets_out, 5);
+        // A queue consumer beside it misses nothing.
+        for seq in 0..10 {
+            assert_eq!(queue.rx.try_recv().unwrap().seq, seq);
+        }
+        hub.unsubscribe(id);
+        hub.publish(packet(10));
+        assert_eq!(sink.0.lock().unwrap().len(), 5, "no packets after leaving");
     }
 
     #[tokio::test]
