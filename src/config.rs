@@ -49,7 +49,8 @@ pub struct Config {
     pub demo_room: String,
     /// How long an empty room (no publisher, no viewer) is kept before it is dropped.
     pub room_grace_secs: u64,
-    /// Packets queued per viewer and track before packets are dropped for that viewer.
+    /// Packets queued per internal consumer of a track (HLS tap, composite) before packets are
+    /// dropped for it. WHEP viewers are written in place; their queue is their connection's.
     pub viewer_queue: usize,
     /// Guests on stage (`[stage]` in `onair.toml`).
     pub stage: crate::room::StageConfig,
