@@ -13,13 +13,16 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::Router;
-use axum::extract::{Path, RawQuery, State};
+use axum::body::Body;
+use axum::extract::{RawPathParams, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use bytes::Bytes;
+use tokio::sync::watch;
 
 use super::HlsStream;
+use super::store::Lookup;
 use crate::auth::{Action, Visibility};
 use crate::core::hls::{
     Decision, PartDecision, Rendition, Resource, decide, decide_part, parse_directives,
@@ -101,19 +104,26 @@ fn error_response(e: ApiError) -> Response {
     response
 }
 
-async fn hls(
-    State(app): State<App>,
-    Path((room, file)): Path<(String, String)>,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
-) -> Response {
-    let response = match serve(&app, &room, &file, query.as_deref(), &headers).await {
+/// The request is borrowed, not copied: no per-request copy of the headers, path or query
+/// (a viewer makes several requests a second, thousands of viewers per room).
+async fn hls(State(app): State<App>, params: RawPathParams, request: Request) -> Response {
+    let mut room = "";
+    let mut file = "";
+    for (key, value) in &params {
+        match key {
+            "room" => room = value,
+            "file" => file = value,
+            _ => {}
+        }
+    }
+    let query = request.uri().query();
+    let response = match serve(&app, room, file, query, request.headers()).await {
         Ok(response) => response,
         Err(e) => error_response(e),
     };
     app.ops
         .counters
-        .hls_request(&file, response.status().as_u16());
+        .hls_request(file, response.status().as_u16());
     response
 }
 
@@ -215,8 +225,15 @@ fn is_playlist(response: &Response) -> bool {
         .is_some_and(|v| v.as_bytes() == PLAYLIST.as_bytes())
 }
 
+/// A `200` with `body`; its headers are set by the caller (no default `Content-Type` to
+/// replace). The default header map holds six entries without growing: a playlist has four of
+/// its own and two more from the CORS layer (which adds to its `Vary`), a part five in all.
+fn ok_response(body: Bytes) -> Response {
+    Response::new(Body::from(body))
+}
+
 fn playlist_response(body: Bytes, gzip: bool, cache: &'static str) -> Response {
-    let mut response = body.into_response();
+    let mut response = ok_response(body);
     let h = response.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(PLAYLIST));
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
@@ -228,7 +245,7 @@ fn playlist_response(body: Bytes, gzip: bool, cache: &'static str) -> Response {
 }
 
 fn media_response(body: Bytes, rendition: Rendition) -> Response {
-    let mut response = body.into_response();
+    let mut response = ok_response(body);
     let h = response.headers_mut();
     let kind = match rendition {
         Rendition::Video => "video/mp4",
@@ -247,21 +264,19 @@ async fn media_playlist(
     headers: &HeaderMap,
     audience: &Audience,
 ) -> Result<Response, ApiError> {
-    if !stream.has(rendition) {
+    let Some(mut position) = stream.position(rendition) else {
         return Err(ApiError::not_found(format!(
             "this stream has no {} rendition",
             rendition.as_str()
         )));
-    }
+    };
     let directives = parse_directives(query)
         .map_err(|e| ApiError::bad_request("bad_directive", e.to_string()))?;
     let timing = *stream.timing();
-    let mut version = stream.subscribe();
+    // Subscribed only when the request has to wait: most are answered at once.
+    let mut version: Option<watch::Receiver<u64>> = None;
     let started = Instant::now();
     loop {
-        let position = stream
-            .position(rendition)
-            .ok_or_else(|| ApiError::not_found("rendition gone"))?;
         match decide(&directives, &position, &timing, started.elapsed()) {
             Decision::Ready => break,
             Decision::BadRequest(e) => {
@@ -273,18 +288,25 @@ async fn media_playlist(
                     "the requested segment or part did not come within three target durations",
                 ));
             }
-            Decision::Wait => {
-                let left = timing.block_limit().saturating_sub(started.elapsed());
-                tokio::select! {
-                    changed = version.changed() => {
-                        if changed.is_err() {
-                            return Err(ApiError::not_found("stream gone"));
+            Decision::Wait => match version.as_mut() {
+                // Subscribe, then look again: nothing published in between is missed.
+                None => version = Some(stream.subscribe(rendition)),
+                Some(version) => {
+                    let left = timing.block_limit().saturating_sub(started.elapsed());
+                    tokio::select! {
+                        changed = version.changed() => {
+                            if changed.is_err() {
+                                return Err(ApiError::not_found("stream gone"));
+                            }
                         }
+                        _ = tokio::time::sleep(left) => {}
                     }
-                    _ = tokio::time::sleep(left) => {}
                 }
-            }
+            },
         }
+        position = stream
+            .position(rendition)
+            .ok_or_else(|| ApiError::not_found("rendition gone"))?;
     }
     let gzip = accepts_gzip(headers);
     let skip = directives.skip != crate::core::hls::Skip::No;
@@ -334,35 +356,37 @@ async fn media(
     index: Option<u32>,
 ) -> Result<Response, ApiError> {
     let not_found = || ApiError::not_found(format!("no media `{file}`"));
-    if id != stream.stream_id() || !stream.has(rendition) {
+    if id != stream.stream_id() {
         return Err(not_found());
     }
     let timing = *stream.timing();
-    let mut version = stream.subscribe();
+    // Subscribed only when the request has to wait: most are answered at once.
+    let mut version: Option<watch::Receiver<u64>> = None;
     let started = Instant::now();
     loop {
-        let found = match index {
-            Some(i) => stream.part(rendition, msn, i),
-            None => stream.segment(rendition, msn),
+        let position = match stream.lookup(rendition, msn, index) {
+            Lookup::Found(bytes) => return Ok(media_response(bytes, rendition)),
+            Lookup::NoRendition => return Err(not_found()),
+            Lookup::Missing(position) => position,
         };
-        if let Some(bytes) = found {
-            return Ok(media_response(bytes, rendition));
-        }
-        let position = stream.position(rendition).ok_or_else(not_found)?;
         let waited = started.elapsed();
         match decide_part(msn, index.map(u64::from), &position, &timing, waited) {
             PartDecision::NotFound => return Err(not_found()),
-            PartDecision::Wait => {
-                let left = timing.block_limit().saturating_sub(waited);
-                tokio::select! {
-                    changed = version.changed() => {
-                        if changed.is_err() {
-                            return Err(not_found());
+            PartDecision::Wait => match version.as_mut() {
+                // Subscribe, then look again: nothing published in between is missed.
+                None => version = Some(stream.subscribe(rendition)),
+                Some(version) => {
+                    let left = timing.block_limit().saturating_sub(waited);
+                    tokio::select! {
+                        changed = version.changed() => {
+                            if changed.is_err() {
+                                return Err(not_found());
+                            }
                         }
+                        _ = tokio::time::sleep(left) => {}
                     }
-                    _ = tokio::time::sleep(left) => {}
                 }
-            }
+            },
         }
     }
 }

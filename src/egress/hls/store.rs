@@ -54,6 +54,17 @@ pub struct NewPart {
     pub bytes: Bytes,
 }
 
+/// What a media request finds in the store.
+#[derive(Debug)]
+pub enum Lookup {
+    /// The stream has no such rendition.
+    NoRendition,
+    /// The part or segment.
+    Found(Bytes),
+    /// Not there (yet, or any more): where the playlist stands, for the blocking decision.
+    Missing(PlaylistPosition),
+}
+
 #[derive(Debug)]
 struct RenditionStore {
     playlist: MediaPlaylist,
@@ -118,7 +129,10 @@ pub struct HlsStream {
     stream_id: u32,
     timing: HlsTiming,
     inner: Mutex<Inner>,
-    version: watch::Sender<u64>,
+    /// One version channel per rendition: a part of one rendition wakes only the requests
+    /// blocked on that rendition (the other's `EXT-X-RENDITION-REPORT` changes too, but never
+    /// what its blocked requests wait for).
+    versions: [watch::Sender<u64>; 2],
 }
 
 impl HlsStream {
@@ -142,7 +156,7 @@ impl HlsStream {
                 version: 0,
                 cache: HashMap::new(),
             }),
-            version: watch::Sender::new(0),
+            versions: [watch::Sender::new(0), watch::Sender::new(0)],
         }
     }
 
@@ -156,23 +170,38 @@ impl HlsStream {
         &self.timing
     }
 
-    /// Follows changes: the value increases whenever a part, segment or init is added.
-    pub fn subscribe(&self) -> watch::Receiver<u64> {
-        self.version.subscribe()
+    /// Follows changes of rendition `r`: the value increases whenever a part or segment of
+    /// `r` or an init is added, and when the stream ends.
+    pub fn subscribe(&self, r: Rendition) -> watch::Receiver<u64> {
+        self.versions[slot(r)].subscribe()
     }
 
     /// Requests following this stream now: blocked playlist reloads and part requests.
     pub fn waiters(&self) -> usize {
-        self.version.receiver_count()
+        self.versions
+            .iter()
+            .map(watch::Sender::receiver_count)
+            .sum()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.inner.lock().expect("HLS store lock poisoned")
     }
 
-    fn changed(&self, inner: &mut Inner) {
+    /// A change of rendition `r` (`None`: of both); wakes the requests blocked on it.
+    fn changed(&self, inner: &mut Inner, r: Option<Rendition>) {
         inner.version += 1;
-        self.version.send_replace(inner.version);
+        let v = inner.version;
+        match r {
+            Some(r) => {
+                self.versions[slot(r)].send_replace(v);
+            }
+            None => {
+                for sender in &self.versions {
+                    sender.send_replace(v);
+                }
+            }
+        }
     }
 
     fn uri(&self, resource: Resource) -> String {
@@ -190,7 +219,7 @@ impl HlsStream {
                 store.inits.pop_front();
             }
         }
-        self.changed(&mut inner);
+        self.changed(&mut inner, None);
     }
 
     /// Publishes a part of `r` (RFC 8216bis §6.2.1: available as soon as it is listed).
@@ -251,7 +280,7 @@ impl HlsStream {
             index: part.index + 1,
         }));
         self.report(&mut inner, r);
-        self.changed(&mut inner);
+        self.changed(&mut inner, Some(r));
     }
 
     /// Completes segment `msn` of `r`; its bytes are exactly its parts' bytes.
@@ -310,7 +339,7 @@ impl HlsStream {
         store.sizes.retain(|m, _| *m >= keep_from);
         store.parts.retain(|(m, _), _| *m >= keep_from);
         self.report(&mut inner, r);
-        self.changed(&mut inner);
+        self.changed(&mut inner, Some(r));
     }
 
     /// `EXT-X-ENDLIST`: the broadcast is over; waiting requests are answered.
@@ -323,7 +352,7 @@ impl HlsStream {
                 store.playlist.preload_hint = None;
             }
         }
-        self.changed(&mut inner);
+        self.changed(&mut inner, None);
     }
 
     /// True once [`HlsStream::end`] was called.
@@ -399,6 +428,23 @@ impl HlsStream {
             .map(|(_, b)| b.clone())
     }
 
+    /// Part `index` of segment `msn` of `r` (the whole segment when `index` is `None`), or
+    /// where the playlist stands when it is not there: one lock for a media request.
+    pub fn lookup(&self, r: Rendition, msn: u64, index: Option<u32>) -> Lookup {
+        let inner = self.lock();
+        let Some(store) = inner.get(r) else {
+            return Lookup::NoRendition;
+        };
+        let found = match index {
+            Some(i) => store.parts.get(&(msn, i)),
+            None => store.segments.get(&msn),
+        };
+        match found {
+            Some(bytes) => Lookup::Found(bytes.clone()),
+            None => Lookup::Missing(store.playlist.position()),
+        }
+    }
+
     /// Part `index` of segment `msn` of `r`, once published.
     pub fn part(&self, r: Rendition, msn: u64, index: u32) -> Option<Bytes> {
         self.lock().get(r)?.parts.get(&(msn, index)).cloned()
@@ -460,6 +506,14 @@ fn bandwidth(inner: &Inner) -> u64 {
     }
     // Round up to kbit/s with 10 % headroom: BANDWIDTH is a peak, not an average.
     ((peak * 1.1 / 1000.0).ceil() as u64) * 1000
+}
+
+/// Index of `r` in [`HlsStream::versions`].
+fn slot(r: Rendition) -> usize {
+    match r {
+        Rendition::Video => 0,
+        Rendition::Audio => 1,
+    }
 }
 
 fn gzip_bytes(data: &[u8]) -> Bytes {

@@ -1,5 +1,6 @@
 //! Unit tests of the HLS store: segments are exactly their parts, memory stays in the window,
-//! discontinuities are counted out, playlists are cached per change and gzip-able.
+//! discontinuities are counted out, playlists are cached per change and gzip-able, and
+//! blocked requests are woken per rendition.
 
 use std::io::Read;
 
@@ -53,7 +54,7 @@ fn fill_segment(s: &HlsStream, r: Rendition, msn: u64, parts: u32, discontinuity
 #[test]
 fn a_segment_is_exactly_the_bytes_of_its_parts() {
     let s = stream();
-    let mut rx = s.subscribe();
+    let mut rx = s.subscribe(Rendition::Video);
     s.add_part(Rendition::Video, part(0, 0, 1, false));
     assert!(rx.has_changed().unwrap());
     rx.mark_unchanged();
@@ -166,4 +167,49 @@ fn multivariant_and_end() {
     assert!(text.ends_with("#EXT-X-ENDLIST\n"));
     assert!(!text.contains("PRELOAD-HINT"));
     assert!(s.position(Rendition::Video).unwrap().ended);
+}
+
+/// A part of one rendition wakes only the requests blocked on that rendition; a new init and
+/// the end of the stream wake both. The lookup a media request does finds parts, segments, or
+/// says where the playlist stands.
+#[test]
+fn wake_ups_follow_the_rendition() {
+    let s = stream();
+    let mut video = s.subscribe(Rendition::Video);
+    let mut audio = s.subscribe(Rendition::Audio);
+    assert_eq!(s.waiters(), 2);
+    s.add_part(Rendition::Audio, part(0, 0, 1, false));
+    assert!(!video.has_changed().unwrap());
+    assert!(audio.has_changed().unwrap());
+    audio.mark_unchanged();
+    s.add_part(Rendition::Video, part(0, 0, 1, false));
+    s.end_segment(Rendition::Video, 0, 0.2);
+    assert!(video.has_changed().unwrap());
+    assert!(!audio.has_changed().unwrap());
+    video.mark_unchanged();
+    assert!(matches!(
+        s.lookup(Rendition::Video, 0, Some(0)),
+        Lookup::Found(b) if b.len() == 100
+    ));
+    assert!(matches!(
+        s.lookup(Rendition::Video, 0, None),
+        Lookup::Found(_)
+    ));
+    assert!(matches!(
+        s.lookup(Rendition::Video, 1, Some(0)),
+        Lookup::Missing(p) if p.last_segment == Some(0) && p.last_part == Some((0, 0))
+    ));
+    s.set_init(Rendition::Video, Bytes::from_static(b"v2"), info());
+    assert!(video.has_changed().unwrap() && audio.has_changed().unwrap());
+    video.mark_unchanged();
+    audio.mark_unchanged();
+    s.end();
+    assert!(video.has_changed().unwrap() && audio.has_changed().unwrap());
+    drop(video);
+    assert_eq!(s.waiters(), 1);
+    let video_only = HlsStream::new(1, HlsTiming::default(), info(), Some(Bytes::new()), None);
+    assert!(matches!(
+        video_only.lookup(Rendition::Audio, 0, Some(0)),
+        Lookup::NoRendition
+    ));
 }
