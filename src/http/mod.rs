@@ -4,6 +4,7 @@
 mod access;
 mod admin;
 mod api;
+mod cors;
 mod error;
 pub mod limits;
 pub mod listener;
@@ -20,12 +21,11 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, Request, State};
-use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use tokio_util::task::TaskTracker;
-use tower_http::cors::{Any, CorsLayer};
 
 use crate::auth::TokenKeys;
 use crate::config::Config;
@@ -132,7 +132,7 @@ pub fn router(app: App) -> Router {
             limits::admission,
         ))
         .layer(middleware::from_fn(json_limit_errors));
-    Router::new()
+    let routes = Router::new()
         .merge(media)
         .route("/ws/{room}", axum::routing::get(crate::chat::ws::get))
         .route(
@@ -146,55 +146,21 @@ pub fn router(app: App) -> Router {
         .merge(crate::egress::recorder::routes())
         .route("/metrics", axum::routing::get(metrics::metrics))
         .fallback(|| async { ApiError::not_found("no such route") })
-        .layer(cors())
-        .layer(middleware::from_fn(accept_post))
+        .with_state(app.clone());
+    // Around the whole router once, not around each route (`Router::layer` wraps every route,
+    // which costs a clone of each layer per request).
+    let outer = tower::ServiceBuilder::new()
         .layer(middleware::from_fn_with_state(
-            app.clone(),
+            app,
             crate::peer::offer::options_links,
         ))
-        .with_state(app)
-}
-
-/// CORS on every route (RFC 9725 §4.8): pages on other origins can publish and play.
-fn cors() -> CorsLayer {
-    CorsLayer::new()
-        .allow_origin(Any)
-        .allow_methods([
-            Method::GET,
-            Method::POST,
-            Method::PATCH,
-            Method::DELETE,
-            Method::OPTIONS,
-        ])
-        .allow_headers([
-            header::AUTHORIZATION,
-            header::CONTENT_TYPE,
-            header::IF_MATCH,
-        ])
-        .expose_headers([
-            header::LOCATION,
-            header::ETAG,
-            header::LINK,
-            HeaderName::from_static("accept-post"),
-        ])
+        .layer(middleware::from_fn(cors::headers))
+        .service(routes);
+    Router::new().fallback_service(outer)
 }
 
 async fn preflight() -> StatusCode {
     StatusCode::NO_CONTENT
-}
-
-/// WHIP/WHEP `OPTIONS` answers, preflight or not, say which body `POST` takes (RFC 9725 §4.2).
-async fn accept_post(request: Request, next: Next) -> Response {
-    let path = request.uri().path();
-    let is_options = request.method() == Method::OPTIONS
-        && (path.starts_with("/whip/") || path.starts_with("/whep/"));
-    let mut response = next.run(request).await;
-    if is_options {
-        response
-            .headers_mut()
-            .insert("accept-post", HeaderValue::from_static("application/sdp"));
-    }
-    response
 }
 
 /// Turns axum's plain-text body-limit rejection into the JSON error shape.

@@ -231,11 +231,11 @@ pub async fn options_links(State(app): State<App>, request: Request, next: Next)
             parts.next().is_none().then(|| (action, room.to_owned()))
         })
         .flatten();
+    let Some((action, room)) = target else {
+        return next.run(request).await;
+    };
     let headers = request.headers().clone();
     let mut response = next.run(request).await;
-    let Some((action, room)) = target else {
-        return response;
-    };
     match app.authorize(&headers, None, &room, action) {
         Ok(principal) => {
             let user = principal
