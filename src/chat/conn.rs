@@ -130,6 +130,23 @@ pub fn fan_out(conns: &HashMap<ConnId, ConnTx>, to: &Audience, frame: &Frame) ->
     result
 }
 
+/// Queues `frames`, in order, for every connection: all of one connection's frames before the
+/// next connection's, so a reader is woken once for the lot. Never waits: a full queue drops
+/// the frames that do not fit, for that connection only.
+pub fn fan_out_all(conns: &HashMap<ConnId, ConnTx>, frames: &[Frame]) -> FanOut {
+    let mut result = FanOut::default();
+    for conn in conns.values() {
+        for frame in frames {
+            match conn.push(frame) {
+                Push::Queued => result.queued += 1,
+                Push::Dropped => result.dropped += 1,
+                Push::Closed => break,
+            }
+        }
+    }
+    result
+}
+
 /// The inbound half every transport shares: each frame passes the connection's gate, then
 /// goes to the hub; refusals are answered on the connection's own queue.
 pub struct Inbound {
@@ -227,6 +244,37 @@ mod tests {
         );
         assert!(a_rx.frames.try_recv().is_err());
         assert!(b_rx.frames.try_recv().is_ok());
+    }
+
+    #[test]
+    fn a_batch_reaches_everyone_in_order_and_a_full_queue_drops_only_its_own() {
+        let mut conns = HashMap::new();
+        let (slow, mut slow_rx, _) = pair("slow", 2);
+        let (fast, mut fast_rx, _) = pair("fast", 8);
+        let (gone, gone_rx, _) = pair("gone", 8);
+        conns.insert(1, slow);
+        conns.insert(2, fast);
+        conns.insert(3, gone);
+        drop(gone_rx);
+        let frames: Vec<Frame> = (0..3)
+            .map(|ts| frame(&ServerEvent::Cleared { ts }))
+            .collect();
+        let r = fan_out_all(&conns, &frames);
+        assert_eq!(
+            r,
+            FanOut {
+                queued: 5,
+                dropped: 1
+            }
+        );
+        for f in &frames {
+            assert_eq!(fast_rx.frames.try_recv().ok().as_ref(), Some(f));
+        }
+        for f in &frames[..2] {
+            assert_eq!(slow_rx.frames.try_recv().ok().as_ref(), Some(f));
+        }
+        assert!(slow_rx.frames.try_recv().is_err());
+        assert_eq!(conns[&1].dropped(), 1);
     }
 
     #[test]

@@ -2,17 +2,23 @@
 //! joins, leaves and messages from every connection of both transports, serialises each
 //! outgoing message once and queues it for its recipients, writes the broadcast's chat log,
 //! carries bans out to the media sessions, and ends itself once the room is idle.
+//!
+//! Frames for the whole room go out at most once per [`COALESCE`]: one that comes sooner after
+//! the last fan-out waits for the rest of that interval and leaves with the others, so a busy
+//! room wakes (and writes to) each connection once per interval rather than once per message.
+//! Anything else (a join, a leave, a frame for some connections, a ban) first sends what
+//! waits, so every connection still gets its frames in the order the room made them.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::conn::{ConnTx, Frame, fan_out, frame};
+use super::conn::{ConnTx, Frame, fan_out, fan_out_all, frame};
 use super::log::ChatLog;
 use super::now_ms;
 use crate::core::chat::{
-    ChatError, ChatRoom, ClientMessage, ConnId, Identity, Output, Role, Transport,
+    Audience, ChatError, ChatRoom, ClientMessage, ConnId, Identity, Output, Role, Transport,
 };
 use crate::http::App;
 
@@ -20,6 +26,8 @@ use crate::http::App;
 const HUB_QUEUE: usize = 4096;
 /// Commands handled per wake-up.
 const BATCH: usize = 256;
+/// Shortest time between two fan-outs to the whole room (what a room-wide frame may wait).
+const COALESCE: Duration = Duration::from_millis(20);
 /// How long a ban waits for the banned user's chat connections to flush before their media
 /// sessions end.
 const BAN_FLUSH: Duration = Duration::from_secs(2);
@@ -161,6 +169,10 @@ pub(crate) fn spawn(app: &App, room: &str, id: u64) -> HubHandle {
         log: ChatLog::new(log_dir, room),
         live: false,
         idle_since: None,
+        pending: Vec::new(),
+        last_fan_out: Instant::now()
+            .checked_sub(COALESCE)
+            .unwrap_or_else(Instant::now),
         messages: 0,
         dropped: 0,
     };
@@ -177,6 +189,9 @@ struct Hub {
     log: ChatLog,
     live: bool,
     idle_since: Option<Instant>,
+    /// Room-wide frames waiting for the next fan-out, oldest first.
+    pending: Vec<Frame>,
+    last_fan_out: Instant,
     messages: u64,
     dropped: u64,
 }
@@ -188,6 +203,13 @@ impl Hub {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut batch = Vec::with_capacity(BATCH);
         loop {
+            let due = (!self.pending.is_empty()).then(|| self.last_fan_out + COALESCE);
+            let flush = async {
+                match due {
+                    Some(at) => tokio::time::sleep_until(at.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 n = rx.recv_many(&mut batch, BATCH) => {
                     if n == 0 {
@@ -203,8 +225,13 @@ impl Hub {
                         break;
                     }
                 }
+                _ = flush => self.flush(),
+            }
+            if self.last_fan_out.elapsed() >= COALESCE {
+                self.flush();
             }
         }
+        self.flush();
         self.stop(rx);
     }
 
@@ -229,6 +256,8 @@ impl Hub {
                 tx,
                 reply,
             } => {
+                // The welcome's history already holds what waits: not twice to the newcomer.
+                self.flush();
                 let viewers = self.media_viewers();
                 match self.room.join(conn, identity, transport, viewers, now) {
                     Ok(out) => {
@@ -242,6 +271,7 @@ impl Hub {
                 }
             }
             Command::Leave { conn } => {
+                self.flush();
                 self.conns.remove(&conn);
                 let out = self.room.leave(conn, self.media_viewers(), now);
                 self.apply(out);
@@ -269,12 +299,7 @@ impl Hub {
             Command::CheckBan { user, role, reply } => {
                 let _ = reply.send(self.room.check_ban(&user, role, now));
             }
-            Command::Broadcast { frame } => {
-                let result = fan_out(&self.conns, &crate::core::chat::Audience::All, &frame);
-                if result.dropped > 0 {
-                    self.note_drops(result.dropped);
-                }
-            }
+            Command::Broadcast { frame } => self.pending.push(frame),
             Command::Stats { reply } => {
                 let _ = reply.send(HubStats {
                     members: self.conns.len(),
@@ -305,13 +330,23 @@ impl Hub {
                             matches!(event, crate::core::chat::ServerEvent::Reaction { .. });
                         self.app.ops.counters.chat_sent(reaction);
                     }
+                    if to == Audience::All {
+                        self.pending.push(frame);
+                        continue;
+                    }
+                    self.flush();
                     let result = fan_out(&self.conns, &to, &frame);
                     if result.dropped > 0 {
                         self.note_drops(result.dropped);
                     }
                 }
-                Output::Disconnect { user, conns } => self.disconnect(user, conns),
+                Output::Disconnect { user, conns } => {
+                    // The banned user's connections get what waits before they close.
+                    self.flush();
+                    self.disconnect(user, conns);
+                }
                 Output::Stage { conn, action, user } => {
+                    self.flush();
                     // The same code path as `POST /api/rooms/{room}/stage/{user}`; the stage
                     // task's `system` event is the visible effect, a failure is the sender's.
                     if let Err(e) =
@@ -325,6 +360,19 @@ impl Hub {
                     }
                 }
             }
+        }
+    }
+
+    /// Sends the waiting room-wide frames to every connection.
+    fn flush(&mut self) {
+        if self.pending.is_empty() {
+            return;
+        }
+        self.last_fan_out = Instant::now();
+        let result = fan_out_all(&self.conns, &self.pending);
+        self.pending.clear();
+        if result.dropped > 0 {
+            self.note_drops(result.dropped);
         }
     }
 

@@ -12,10 +12,10 @@ use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use futures::stream::SplitSink;
+use futures::stream::{SplitSink, SplitStream};
 use futures::{SinkExt, StreamExt};
 
-use super::conn::ConnRx;
+use super::conn::{ConnRx, Inbound};
 use super::{Joined, error_frame, identity, join};
 use crate::auth::Action;
 use crate::core::chat::Transport;
@@ -25,6 +25,9 @@ use crate::peer::session::SessionUser;
 /// Largest WebSocket message read; bigger frames end the connection (chat frames are far
 /// smaller; the gate answers `too_long` above the configured size).
 const MAX_MESSAGE: usize = 64 * 1024;
+/// Read buffer of a connection (tungstenite's default is 128 KiB, zeroed before each read);
+/// chat frames are small and a bigger one still fits, the buffer grows for it.
+const READ_BUFFER: usize = 4 * 1024;
 /// Keep-alive ping interval.
 const PING_EVERY: Duration = Duration::from_secs(25);
 /// A connection silent (not even a pong) for this long is closed.
@@ -60,6 +63,7 @@ pub async fn get(
     Ok(upgrade
         .max_message_size(MAX_MESSAGE)
         .max_frame_size(MAX_MESSAGE)
+        .read_buffer_size(READ_BUFFER)
         .on_upgrade(move |socket| serve(app, room, user, socket)))
 }
 
@@ -67,13 +71,13 @@ async fn serve(app: App, room: String, user: SessionUser, socket: WebSocket) {
     // Shutdown waits (boundedly) for this connection's close frame.
     let _task = app.tasks.token();
     let closing = app.chat.closing();
-    let (mut sink, mut stream) = socket.split();
+    let (mut sink, stream) = socket.split();
     let joined = join(&app, &room, identity(&user), Transport::WebSocket).await;
     let Joined {
         conn,
         hub,
         mut rx,
-        mut inbound,
+        inbound,
     } = match joined {
         Ok(joined) => joined,
         Err(e) => {
@@ -87,30 +91,24 @@ async fn serve(app: App, room: String, user: SessionUser, socket: WebSocket) {
         }
     };
     tracing::debug!(%room, user = %user.id, conn, "chat WebSocket joined");
-    let reader = async {
-        loop {
-            let message = match tokio::time::timeout(IDLE, stream.next()).await {
-                Ok(Some(Ok(message))) => message,
-                Ok(Some(Err(_)) | None) | Err(_) => break,
-            };
-            let alive = match message {
-                Message::Text(text) => inbound.frame(text.as_bytes()).await,
-                Message::Binary(bytes) => inbound.frame(&bytes).await,
-                Message::Close(_) => false,
-                Message::Ping(_) | Message::Pong(_) => true,
-            };
-            if !alive {
-                break;
-            }
-        }
-    };
+    // The reader runs as its own task: a wake-up for outgoing frames (the hot path, one per
+    // delivery) then polls only the writer, not the socket's read side as well.
+    let mut reader = tokio::spawn(read(stream, inbound));
     let ejectable = app.ejector.register(&room, &user.id);
-    let shutting_down = tokio::select! {
-        _ = reader => false,
-        _ = write(&mut sink, &mut rx) => false,
-        _ = closing.cancelled() => true,
-        _ = ejectable.ejected.cancelled() => false,
+    // A token of this connection's own: the shared `closing` one would be locked by every
+    // connection on every wake-up.
+    let closing = closing.child_token();
+    let (shutting_down, read_ended) = tokio::select! {
+        _ = &mut reader => (false, true),
+        _ = write(&mut sink, &mut rx) => (false, false),
+        _ = closing.cancelled() => (true, false),
+        _ = ejectable.ejected.cancelled() => (false, false),
     };
+    if !read_ended {
+        // Stopped before the leave below, so no message of this connection follows it.
+        reader.abort();
+        let _ = reader.await;
+    }
     if ejectable.ejected.is_cancelled() {
         // The admin API ended the room or kicked the user (RFC 6455 §7.4.1: policy).
         let close = CloseFrame {
@@ -134,16 +132,40 @@ async fn serve(app: App, room: String, user: SessionUser, socket: WebSocket) {
     tracing::debug!(%room, user = %user.id, conn, "chat WebSocket left");
 }
 
+/// Reads the client's frames into the hub until the socket closes, fails or stays silent
+/// (not even a pong) for [`IDLE`], or the hub is gone.
+async fn read(mut stream: SplitStream<WebSocket>, mut inbound: Inbound) {
+    loop {
+        let message = match tokio::time::timeout(IDLE, stream.next()).await {
+            Ok(Some(Ok(message))) => message,
+            Ok(Some(Err(_)) | None) | Err(_) => return,
+        };
+        let alive = match message {
+            Message::Text(text) => inbound.frame(text.as_bytes()).await,
+            Message::Binary(bytes) => inbound.frame(&bytes).await,
+            Message::Close(_) => false,
+            Message::Ping(_) | Message::Pong(_) => true,
+        };
+        if !alive {
+            return;
+        }
+    }
+}
+
 /// Writes queued frames (batched per flush) and keep-alive pings; a kicked connection writes
 /// what is left, then a close frame.
 async fn write(sink: &mut SplitSink<WebSocket, Message>, rx: &mut ConnRx) {
     let mut batch = Vec::with_capacity(BATCH);
     let mut ping = tokio::time::interval(PING_EVERY);
     ping.tick().await;
+    // Made once: a fresh `cancelled()` per loop would register and unregister a waiter on
+    // every wake-up.
+    let kicked = rx.kick.cancelled();
+    tokio::pin!(kicked);
     loop {
         tokio::select! {
             biased;
-            _ = rx.kick.cancelled() => {
+            _ = &mut kicked => {
                 while let Ok(frame) = rx.frames.try_recv() {
                     if sink.feed(Message::Text(frame)).await.is_err() {
                         return;
