@@ -86,7 +86,6 @@ impl Outbound {
             first_ts: rand::random(),
         });
         ViewerTrack {
-            kind: self.kind,
             hub: None,
             subscription_id: 0,
             dropped: Arc::new(AtomicU64::new(0)),
@@ -147,7 +146,6 @@ impl Slot {
 /// One outgoing track of a viewer: the session's handle on its [`TrackSink`] and on the hub
 /// it is subscribed to.
 pub struct ViewerTrack {
-    kind: TrackKind,
     hub: Option<Arc<TrackHub>>,
     subscription_id: u64,
     dropped: Arc<AtomicU64>,
@@ -187,7 +185,7 @@ impl ViewerTrack {
         };
         let sink: Arc<dyn PacketSink> = self.sink.clone();
         self.subscription_id = hub.subscribe_sink(sink, self.dropped.clone());
-        if self.kind == TrackKind::Video && self.sink.connected.load(Ordering::Acquire) {
+        if self.sink.kind == TrackKind::Video && self.sink.connected.load(Ordering::Acquire) {
             hub.request_keyframe();
         }
         self.hub = Some(hub);
@@ -202,7 +200,11 @@ impl ViewerTrack {
 
     /// Asks the current source for a keyframe (video only).
     pub fn request_keyframe(&self) {
-        if let Some(hub) = self.hub.as_ref().filter(|_| self.kind == TrackKind::Video) {
+        if let Some(hub) = self
+            .hub
+            .as_ref()
+            .filter(|_| self.sink.kind == TrackKind::Video)
+        {
             hub.request_keyframe();
         }
     }
