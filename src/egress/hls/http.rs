@@ -232,6 +232,26 @@ fn ok_response(body: Bytes) -> Response {
     Response::new(Body::from(body))
 }
 
+/// One step of a blocking request (the caller looks again after each): the first call only
+/// subscribes to `rendition`'s changes, so nothing published between the caller's look and
+/// the subscription is missed (most requests are answered without subscribing at all); later
+/// calls wait for a change or until `left` has passed. False when the stream is gone.
+async fn wait_for_change(
+    stream: &HlsStream,
+    rendition: Rendition,
+    version: &mut Option<watch::Receiver<u64>>,
+    left: std::time::Duration,
+) -> bool {
+    let Some(version) = version.as_mut() else {
+        *version = Some(stream.subscribe(rendition));
+        return true;
+    };
+    tokio::select! {
+        changed = version.changed() => changed.is_ok(),
+        _ = tokio::time::sleep(left) => true,
+    }
+}
+
 fn playlist_response(body: Bytes, gzip: bool, cache: &'static str) -> Response {
     let mut response = ok_response(body);
     let h = response.headers_mut();
@@ -273,8 +293,7 @@ async fn media_playlist(
     let directives = parse_directives(query)
         .map_err(|e| ApiError::bad_request("bad_directive", e.to_string()))?;
     let timing = *stream.timing();
-    // Subscribed only when the request has to wait: most are answered at once.
-    let mut version: Option<watch::Receiver<u64>> = None;
+    let mut version = None;
     let started = Instant::now();
     loop {
         match decide(&directives, &position, &timing, started.elapsed()) {
@@ -288,21 +307,12 @@ async fn media_playlist(
                     "the requested segment or part did not come within three target durations",
                 ));
             }
-            Decision::Wait => match version.as_mut() {
-                // Subscribe, then look again: nothing published in between is missed.
-                None => version = Some(stream.subscribe(rendition)),
-                Some(version) => {
-                    let left = timing.block_limit().saturating_sub(started.elapsed());
-                    tokio::select! {
-                        changed = version.changed() => {
-                            if changed.is_err() {
-                                return Err(ApiError::not_found("stream gone"));
-                            }
-                        }
-                        _ = tokio::time::sleep(left) => {}
-                    }
+            Decision::Wait => {
+                let left = timing.block_limit().saturating_sub(started.elapsed());
+                if !wait_for_change(stream, rendition, &mut version, left).await {
+                    return Err(ApiError::not_found("stream gone"));
                 }
-            },
+            }
         }
         position = stream
             .position(rendition)
@@ -360,8 +370,7 @@ async fn media(
         return Err(not_found());
     }
     let timing = *stream.timing();
-    // Subscribed only when the request has to wait: most are answered at once.
-    let mut version: Option<watch::Receiver<u64>> = None;
+    let mut version = None;
     let started = Instant::now();
     loop {
         let position = match stream.lookup(rendition, msn, index) {
@@ -372,21 +381,12 @@ async fn media(
         let waited = started.elapsed();
         match decide_part(msn, index.map(u64::from), &position, &timing, waited) {
             PartDecision::NotFound => return Err(not_found()),
-            PartDecision::Wait => match version.as_mut() {
-                // Subscribe, then look again: nothing published in between is missed.
-                None => version = Some(stream.subscribe(rendition)),
-                Some(version) => {
-                    let left = timing.block_limit().saturating_sub(waited);
-                    tokio::select! {
-                        changed = version.changed() => {
-                            if changed.is_err() {
-                                return Err(not_found());
-                            }
-                        }
-                        _ = tokio::time::sleep(left) => {}
-                    }
+            PartDecision::Wait => {
+                let left = timing.block_limit().saturating_sub(waited);
+                if !wait_for_change(stream, rendition, &mut version, left).await {
+                    return Err(not_found());
                 }
-            },
+            }
         }
     }
 }
