@@ -13,9 +13,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use composite_feed::{Blocks, PATTERN_A, PATTERN_B, SyntheticParticipant, run_feeder};
+use composite_feed::{
+    Blocks, PATTERN_A, PATTERN_B, SyntheticParticipant, run_feeder, stage_sources,
+};
 use onair::core::composite::{I420Frame, PlanesRef, Rect, avcc_to_annexb, fit, grid};
-use onair::egress::composite::{Composite, CompositeConfig, CompositeOutput, StageSource};
+use onair::egress::composite::{Composite, CompositeConfig, CompositeOutput};
 use openh264::OpenH264API;
 use openh264::decoder::{Decoder, DecoderConfig};
 use openh264::formats::YUVSource;
@@ -141,18 +143,6 @@ impl Collector {
     }
 }
 
-fn stage(participants: &[&SyntheticParticipant]) -> Vec<StageSource> {
-    participants
-        .iter()
-        .zip(1..)
-        .map(|(p, id)| StageSource {
-            id,
-            video: Some(p.video.clone()),
-            audio: Some(p.audio.clone()),
-        })
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_participants_are_composed_into_their_tiles_and_mixed_until_one_leaves() {
     let config = CompositeConfig {
@@ -164,7 +154,7 @@ async fn two_participants_are_composed_into_their_tiles_and_mixed_until_one_leav
     // A has a 440 Hz tone, B is silent: the mix is audible from A alone.
     let a = SyntheticParticipant::new(1, 640, 360, PATTERN_A, Some(440.0));
     let b = SyntheticParticipant::new(2, 320, 240, PATTERN_B, None);
-    let sources = stage(&[&a, &b]);
+    let sources = stage_sources(&[&a, &b]);
     let (composite, mut rx) = Composite::start(&config, sources.clone()).expect("composite");
     let stop = Arc::new(AtomicBool::new(false));
     let feeder = run_feeder(vec![a, b], stop.clone());
@@ -232,7 +222,7 @@ async fn silent_participants_give_silent_continuous_audio_and_bad_config_is_refu
         ..CompositeConfig::default()
     };
     let a = SyntheticParticipant::new(7, 320, 180, PATTERN_B, None);
-    let (composite, mut rx) = Composite::start(&config, stage(&[&a])).expect("composite");
+    let (composite, mut rx) = Composite::start(&config, stage_sources(&[&a])).expect("composite");
     let stop = Arc::new(AtomicBool::new(false));
     let feeder = run_feeder(vec![a], stop.clone());
     let mut out = Collector::new();

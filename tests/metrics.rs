@@ -131,8 +131,8 @@ fn the_parser_refuses_bad_exposition() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn composite_counters_reach_metrics_and_outlive_the_composite() {
-    use composite_feed::{PATTERN_A, PATTERN_B, SyntheticParticipant, run_feeder};
-    use onair::egress::composite::{Composite, CompositeConfig, StageSource};
+    use composite_feed::{PATTERN_A, PATTERN_B, SyntheticParticipant, run_feeder, stage_sources};
+    use onair::egress::composite::{Composite, CompositeConfig};
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -146,15 +146,7 @@ async fn composite_counters_reach_metrics_and_outlive_the_composite() {
         SyntheticParticipant::new(1, 320, 180, PATTERN_A, Some(440.0)),
         SyntheticParticipant::new(2, 320, 180, PATTERN_B, None),
     ];
-    let sources = participants
-        .iter()
-        .zip(1..)
-        .map(|(p, id)| StageSource {
-            id,
-            video: Some(p.video.clone()),
-            audio: Some(p.audio.clone()),
-        })
-        .collect();
+    let sources = stage_sources(&participants.iter().collect::<Vec<_>>());
     let config = CompositeConfig {
         width: 640,
         height: 360,

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use onair::core::composite::{I420Frame, Rect, annexb_nals};
+use onair::egress::composite::StageSource;
 use onair::room::{MediaPacket, TrackHub, TrackKind};
 use onair_loadtest::{VideoConfig, VideoLoop};
 use openh264::OpenH264API;
@@ -286,4 +287,17 @@ pub fn run_feeder(
         }
         participants
     })
+}
+
+/// The composite's sources for `participants`, with ids 1, 2, ... in order.
+pub fn stage_sources(participants: &[&SyntheticParticipant]) -> Vec<StageSource> {
+    participants
+        .iter()
+        .zip(1..)
+        .map(|(p, id)| StageSource {
+            id,
+            video: Some(p.video.clone()),
+            audio: Some(p.audio.clone()),
+        })
+        .collect()
 }
