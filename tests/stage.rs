@@ -261,14 +261,23 @@ async fn broadcaster_and_two_guests_see_each_other_never_themselves() {
     server.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_broadcaster_mutes_and_removes_a_guest() {
-    let server = TestServer::start().await;
-    let host = publish(&server, "host", Role::Broadcaster, SIZES[0].2).await;
-    let g2 = publish(&server, "g2", Role::Guest, SIZES[2].2).await;
-    let host_view = watch(&server, "host", Role::Broadcaster).await;
-    let g2_view = watch(&server, "g2", Role::Guest).await;
-    let (mut host_stage, mut g2_stage) = (Value::Null, Value::Null);
+/// The broadcaster and guest `g2`, each publishing and watching the stage, once the host sees
+/// g2 on stage and hears its audio.
+struct HostAndGuest {
+    host: Publisher,
+    g2: Publisher,
+    host_view: StageViewer,
+    g2_view: StageViewer,
+    host_stage: Value,
+    g2_stage: Value,
+}
+
+async fn host_and_guest_on_stage(server: &TestServer) -> HostAndGuest {
+    let host = publish(server, "host", Role::Broadcaster, SIZES[0].2).await;
+    let g2 = publish(server, "g2", Role::Guest, SIZES[2].2).await;
+    let host_view = watch(server, "host", Role::Broadcaster).await;
+    let g2_view = watch(server, "g2", Role::Guest).await;
+    let (mut host_stage, g2_stage) = (Value::Null, Value::Null);
     until(&host_view, &mut host_stage, "g2 on stage", |v| {
         v["type"] == "stage" && entry(v, "g2").is_some()
     })
@@ -281,6 +290,27 @@ async fn the_broadcaster_mutes_and_removes_a_guest() {
         "g2's audio never arrived",
     )
     .await;
+    HostAndGuest {
+        host,
+        g2,
+        host_view,
+        g2_view,
+        host_stage,
+        g2_stage,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_broadcaster_mutes_and_removes_a_guest() {
+    let server = TestServer::start().await;
+    let HostAndGuest {
+        host,
+        g2,
+        host_view,
+        g2_view,
+        mut host_stage,
+        mut g2_stage,
+    } = host_and_guest_on_stage(&server).await;
 
     let control = |user: &str, bearer: String, body: Value| {
         let url = server.url(&format!("/api/rooms/{ROOM}/stage/{user}"));
@@ -363,23 +393,14 @@ async fn the_broadcaster_mutes_and_removes_a_guest() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_broadcasters_chat_mutes_and_removes_a_guest_and_nobody_elses_does() {
     let server = TestServer::start().await;
-    let host = publish(&server, "host", Role::Broadcaster, SIZES[0].2).await;
-    let g2 = publish(&server, "g2", Role::Guest, SIZES[2].2).await;
-    let host_view = watch(&server, "host", Role::Broadcaster).await;
-    let g2_view = watch(&server, "g2", Role::Guest).await;
-    let (mut host_stage, mut g2_stage) = (Value::Null, Value::Null);
-    until(&host_view, &mut host_stage, "g2 on stage", |v| {
-        v["type"] == "stage" && entry(v, "g2").is_some()
-    })
-    .await;
-    audio_reaches(
-        &host_view,
-        &host_stage,
-        "g2",
-        20,
-        "g2's audio never arrived",
-    )
-    .await;
+    let HostAndGuest {
+        host,
+        g2,
+        host_view,
+        g2_view,
+        mut host_stage,
+        mut g2_stage,
+    } = host_and_guest_on_stage(&server).await;
     let stage = |action: &str, user: &str| json!({"type": "stage", "action": action, "user": user});
     let is_error = |code: &'static str| move |v: &Value| v["type"] == "error" && v["code"] == code;
 
