@@ -172,16 +172,36 @@ async fn ll_hls_while_live_plays_in_ffprobe_and_follows_the_rules() {
     let gz = client
         .get(url(&s, room, "video.m3u8"))
         .header("accept-encoding", "gzip")
+        .header("origin", "https://player.example")
         .send()
         .await
         .unwrap();
     assert_eq!(gz.headers()["content-encoding"], "gzip");
+    // A player on another origin may read it, and a cache keys it on both the encoding and
+    // the CORS request headers (both `Vary` values kept).
+    assert_eq!(gz.headers()["access-control-allow-origin"], "*");
+    let vary: Vec<String> = gz
+        .headers()
+        .get_all("vary")
+        .iter()
+        .flat_map(|v| {
+            v.to_str()
+                .unwrap()
+                .split(',')
+                .map(|t| t.trim().to_ascii_lowercase())
+        })
+        .collect();
+    assert!(
+        vary.iter().any(|t| t == "accept-encoding") && vary.iter().any(|t| t == "origin"),
+        "{vary:?}"
+    );
     assert_eq!(
         gz.headers()["content-type"],
         "application/vnd.apple.mpegurl"
     );
     let seg_uri = video.complete().next().unwrap().uri.clone().unwrap();
     let seg = get(&url(&s, room, &seg_uri)).await;
+    assert_eq!(seg.headers()["access-control-allow-origin"], "*");
     assert!(
         seg.headers()["cache-control"]
             .to_str()
