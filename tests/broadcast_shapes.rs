@@ -103,12 +103,15 @@ fn decoded_sizes(path: &Path) -> Vec<(u64, u64)> {
     sizes
 }
 
-/// ffmpeg decodes the whole file, stopping on the first error.
+/// ffmpeg decodes the whole file, stopping on the first error. Decoded frames keep the
+/// file's own time base (`-enc_time_base -1`): by default ffmpeg rounds them to ticks of the
+/// average frame rate, and at 29.87 fps two frames 1/30 s apart can land on one tick and be
+/// reported as non-monotonic although the file's timestamps are not.
 fn assert_decodes(path: &Path) {
     let out = Command::new("ffmpeg")
         .args(["-v", "error", "-xerror", "-i"])
         .arg(path)
-        .args(["-f", "null", "-"])
+        .args(["-enc_time_base", "-1", "-f", "null", "-"])
         .output()
         .unwrap();
     assert!(
