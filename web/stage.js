@@ -18,8 +18,12 @@ export class StageGrid {
   attach(session, channel) {
     this.clear();
     this.session = session;
-    session.onTrack = () => this.#render();
+    // A closed session's channel can still deliver a message queued before it closed; only the
+    // attached session speaks for the stage (a guest who left must not be marked on it again).
+    const current = () => this.session === session;
+    session.onTrack = () => current() && this.#render();
     channel?.addEventListener("message", (event) => {
+      if (!current()) return;
       let message;
       try {
         message = JSON.parse(event.data);
@@ -50,8 +54,9 @@ export class StageGrid {
     for (const { video } of this.tiles.values()) video.muted = muted;
   }
 
-  /** Removes every tile. */
+  /** Removes every tile and stops following the attached session. */
   clear() {
+    this.session = null;
     for (const { tile } of this.tiles.values()) tile.remove();
     this.tiles.clear();
     this.stage = null;
