@@ -82,6 +82,12 @@ async fn every_bench_scenario_runs_at_tiny_scale() {
     let health = fanout.health.during.expect("onair serves /healthz");
     assert_eq!((health.publishers, health.viewers), (1, 3), "{table}");
     assert!(fanout.server.is_some() && fanout.cpu.is_some(), "{table}");
+    // Every viewer started at a keyframe, so the publisher sent at least one; the figures
+    // cover the whole run.
+    let keyframes = fanout.keyframes.expect("keyframe load");
+    assert_eq!(keyframes.joins, 3, "{table}");
+    assert!(keyframes.keyframes_sent >= 1, "{table}");
+    assert!(keyframes.frames_sent >= keyframes.keyframes_sent, "{table}");
 
     let churn = report.runs[1].report.as_ref().expect("churn ran");
     let figures = churn.churn.expect("churn figures");

@@ -310,6 +310,7 @@ pub async fn run(
             after: health_after,
         },
         chat: Some(chat),
+        keyframes: None,
         notes: vec!["join is WebSocket connect to welcome; latency is send to delivery".into()],
         ..ScenarioReport::default()
     })

@@ -12,7 +12,7 @@ use tokio::task::JoinSet;
 
 use super::join::{self, JoinTimes};
 use super::procfs::{Sampler, cpu_between, wait_fds_settled};
-use super::report::{Before, ChurnFigures, HealthTimeline, ScenarioReport, Sessions};
+use super::report::{Before, ChurnFigures, HealthTimeline, KeyframeLoad, ScenarioReport, Sessions};
 use super::{BenchError, PreparedPublisher, Target, check_time, server};
 use crate::whep::ViewerStats;
 
@@ -87,6 +87,10 @@ pub async fn run(
         server::wait_viewers_at_most(&target.base_url, baseline.map_or(0, |h| h.viewers), SETTLE)
             .await;
     let after = sampler.now();
+    let keyframes = KeyframeLoad::from_stats(
+        &publisher_session.stats(),
+        p.warmup + outcome.sessions.target,
+    );
     let mut notes = Vec::new();
     if let Err(error) = publisher_session.close().await {
         notes.push(format!("publisher DELETE failed: {error}"));
@@ -144,6 +148,7 @@ pub async fn run(
         churn: Some(churn),
         chat: None,
         hls: None,
+        keyframes: Some(keyframes),
         notes,
     })
 }

@@ -13,7 +13,7 @@ use tokio::task::JoinSet;
 use super::join::{self, JoinTimes};
 use super::procfs::{Sampler, cpu_between, wait_fds_settled};
 use super::report::{
-    Before, HealthTimeline, LatencyReport, Loss, ScenarioReport, Sessions, Throughput,
+    Before, HealthTimeline, KeyframeLoad, LatencyReport, Loss, ScenarioReport, Sessions, Throughput,
 };
 use super::{BenchError, PreparedPublisher, Target, check_time, server};
 use crate::histogram::HistogramSnapshot;
@@ -94,6 +94,7 @@ pub async fn run(
     let cpu_end = sampler.now();
     let publisher_end = publisher_session.stats();
     let end = Window::take(&viewers);
+    let keyframes = KeyframeLoad::from_stats(&publisher_end, sessions.target);
     let health_during = server::healthz(&target.base_url).await;
 
     let mut notes = Vec::new();
@@ -154,6 +155,7 @@ pub async fn run(
         churn: None,
         chat: None,
         hls: None,
+        keyframes: Some(keyframes),
         notes,
     })
 }

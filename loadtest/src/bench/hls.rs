@@ -344,6 +344,7 @@ pub async fn run(
             resyncs: end.resyncs.saturating_sub(begin.resyncs),
             viewers_starved: starved,
         }),
+        keyframes: None,
         notes,
         ..ScenarioReport::default()
     })

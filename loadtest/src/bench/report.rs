@@ -106,6 +106,8 @@ pub struct ScenarioReport {
     pub chat: Option<ChatFigures>,
     /// LL-HLS-specific figures.
     pub hls: Option<HlsFigures>,
+    /// What the server asked of the publisher while viewers joined (WHEP scenarios).
+    pub keyframes: Option<KeyframeLoad>,
     /// Anything the reader should know about these figures.
     pub notes: Vec<String>,
 }
@@ -272,6 +274,33 @@ pub struct HealthTimeline {
     pub during: Option<Health>,
     /// After everything was closed.
     pub after: Option<Health>,
+}
+
+/// Keyframe requests the publisher received over a whole run (ramp or warm-up included) and
+/// the keyframes it sent: how a server's keyframe policy for joining viewers loads the
+/// publisher (each keyframe costs several times a normal frame, to every viewer).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct KeyframeLoad {
+    /// PLIs and FIRs received for the video track.
+    pub requests: u64,
+    /// IDR frames sent (the loop's own, one every `--keyframe-interval` frames, included).
+    pub keyframes_sent: u64,
+    /// Video frames sent.
+    pub frames_sent: u64,
+    /// Viewer joins the run made.
+    pub joins: usize,
+}
+
+impl KeyframeLoad {
+    /// From the publisher's counters at the end of the run and the joins it made.
+    pub fn from_stats(stats: &crate::whip::PublisherStats, joins: usize) -> Self {
+        Self {
+            requests: stats.plis_received + stats.firs_received,
+            keyframes_sent: stats.keyframes_sent,
+            frames_sent: stats.frames_sent,
+            joins,
+        }
+    }
 }
 
 /// Churn: join/leave cycles and growth.

@@ -133,6 +133,13 @@ impl BenchReport {
                     t.publisher_video_kbps, t.received_packets_per_sec
                 );
             }
+            if let Some(k) = r.keyframes {
+                let _ = write!(
+                    line,
+                    " publisher got {} keyframe requests for {} joins, sent {} keyframes in {} frames;",
+                    k.requests, k.joins, k.keyframes_sent, k.frames_sent
+                );
+            }
             if let Some(c) = r.churn {
                 let _ = write!(
                     line,
