@@ -1,8 +1,9 @@
 //! Test/load client: an LL-HLS viewer that loads like hls.js in low-latency mode — the
 //! multivariant playlist, then per rendition (video, and the audio rendition if any) the media
 //! playlist and its init segment, and from then on, for each next part, a blocking playlist
-//! reload (`_HLS_msn`/`_HLS_part`) together with a request for the preload-hinted part, which
-//! the server answers when the part is complete. Measures parts, bytes, errors and each part's
+//! reload (`_HLS_msn`/`_HLS_part`, and `_HLS_skip=YES` when the server offers delta updates)
+//! together with a request for the preload-hinted part, which the server answers when the part
+//! is complete. Measures parts, bytes, errors and each part's
 //! latency after its end on the program date-time clock. Does network I/O; every request and
 //! the viewer's life are bounded in time.
 
@@ -152,8 +153,13 @@ async fn follow(
             let result = get(client, url, timeout).await;
             Some((result, unix_ms()))
         };
-        let (reloaded, hinted) =
-            tokio::join!(load(client, &url, Some(next), timeout, stats), hinted);
+        // hls.js asks for a delta update whenever the server offers them: the playlist it
+        // holds is always far younger than half the skip boundary (RFC 8216bis §6.3.7).
+        let skip = playlist.can_skip_until.is_some();
+        let (reloaded, hinted) = tokio::join!(
+            load(client, &url, Some((next, skip)), timeout, stats),
+            hinted
+        );
         let fresh = match reloaded {
             Ok(p) => p,
             Err(_) => {
@@ -210,19 +216,24 @@ async fn follow(
     Ok(())
 }
 
-/// GETs and parses a media playlist, blocking on `next` (`_HLS_msn`, `_HLS_part`) if given.
+/// GETs and parses a media playlist, blocking on `next` (`_HLS_msn`, `_HLS_part`) if given,
+/// as a delta update (`_HLS_skip=YES`) if that is set too.
 async fn load(
     client: &reqwest::Client,
     url: &Url,
-    next: Option<(u64, u32)>,
+    next: Option<((u64, u32), bool)>,
     timeout: Duration,
     stats: &HlsViewerStats,
 ) -> Result<MediaPlaylist, String> {
     let mut url = url.clone();
-    if let Some((msn, part)) = next {
-        url.query_pairs_mut()
+    if let Some(((msn, part), skip)) = next {
+        let mut query = url.query_pairs_mut();
+        query
             .append_pair("_HLS_msn", &msn.to_string())
             .append_pair("_HLS_part", &part.to_string());
+        if skip {
+            query.append_pair("_HLS_skip", "YES");
+        }
     }
     let result = get(client, url, timeout)
         .await

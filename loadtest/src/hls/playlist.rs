@@ -85,6 +85,8 @@ pub struct MediaPlaylist {
     pub part_target: Option<f64>,
     /// `CAN-BLOCK-RELOAD=YES`.
     pub can_block_reload: bool,
+    /// `CAN-SKIP-UNTIL`, seconds: the server offers Playlist Delta Updates (`_HLS_skip=YES`).
+    pub can_skip_until: Option<f64>,
     /// `EXT-X-MAP` URI.
     pub map: Option<String>,
     /// Segments, oldest first; the last may be in progress.
@@ -113,6 +115,9 @@ impl MediaPlaylist {
                 p.part_target = attribute(a, "PART-TARGET").and_then(|v| v.parse().ok());
             } else if let Some(a) = line.strip_prefix("#EXT-X-SERVER-CONTROL:") {
                 p.can_block_reload = attribute(a, "CAN-BLOCK-RELOAD") == Some("YES");
+                p.can_skip_until = attribute(a, "CAN-SKIP-UNTIL")
+                    .and_then(|v| v.parse().ok())
+                    .filter(|v: &f64| *v > 0.0);
             } else if let Some(a) = line.strip_prefix("#EXT-X-SKIP:") {
                 skipped = attribute(a, "SKIPPED-SEGMENTS")
                     .and_then(|v| v.parse().ok())

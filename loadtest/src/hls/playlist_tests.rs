@@ -33,6 +33,7 @@ fn a_live_media_playlist() {
     assert_eq!(p.target_duration, 2.0);
     assert_eq!(p.part_target, Some(0.22));
     assert!(p.can_block_reload && !p.ended);
+    assert_eq!(p.can_skip_until, Some(12.0));
     assert_eq!(p.map.as_deref(), Some("video-0000abcd-init-0.mp4"));
     assert_eq!(p.preload_hint.as_deref(), Some("video-0000abcd-13.2.m4s"));
     let msns: Vec<u64> = p.segments.iter().map(|s| s.msn).collect();

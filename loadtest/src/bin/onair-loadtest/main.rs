@@ -16,6 +16,10 @@ use onair_loadtest::{
 use serde::Serialize;
 use tokio::task::JoinSet;
 
+/// jemalloc: the generator must cost as little of the shared machine as it can (see Cargo.toml).
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[derive(Parser)]
 #[command(
     name = "onair-loadtest",
