@@ -241,6 +241,23 @@ async fn options_and_cors_let_other_origins_publish_and_play() {
             .unwrap();
         assert!(r.status().is_success());
         assert_eq!(r.headers()["accept-post"], "application/sdp");
+        // The same OPTIONS from a page on another origin (after its preflight): the page may
+        // read what it asked for, `Accept-Post` and the ICE servers' `Link`s.
+        let r = client()
+            .request(reqwest::Method::OPTIONS, s.url(path))
+            .header("origin", "https://studio.example")
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success());
+        assert_eq!(r.headers()["access-control-allow-origin"], "*");
+        let exposed = r.headers()["access-control-expose-headers"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        for h in ["link", "accept-post"] {
+            assert!(exposed.contains(h), "{path}: {exposed}");
+        }
     }
     // Responses expose the WHIP headers to scripts on other origins.
     let r = client()

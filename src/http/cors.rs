@@ -22,8 +22,10 @@ const VARY: HeaderValue = HeaderValue::from_static(
 );
 const ACCEPT_POST: HeaderValue = HeaderValue::from_static("application/sdp");
 
-/// Every `OPTIONS` is answered here as a preflight (200, empty, the allowed methods and
-/// headers); every other answer gets the origin and exposed headers.
+/// Every `OPTIONS` is answered here (200, empty, the allowed methods and headers): a
+/// preflight, or a plain `OPTIONS` of a WHIP/WHEP client asking for `Accept-Post` and its ICE
+/// servers (`Link`, added outside this layer), which a page on another origin may read.
+/// Every other answer gets the origin and exposed headers.
 pub async fn headers(request: Request, next: Next) -> Response {
     if request.method() == Method::OPTIONS {
         let path = request.uri().path();
@@ -34,6 +36,7 @@ pub async fn headers(request: Request, next: Next) -> Response {
         h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, ALLOW_ORIGIN);
         h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, ALLOW_METHODS);
         h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, ALLOW_HEADERS);
+        h.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, EXPOSE_HEADERS);
         if whip_or_whep {
             h.insert("accept-post", ACCEPT_POST);
         }

@@ -112,19 +112,15 @@ pub fn valid_room(room: &str) -> Result<(), ApiError> {
 /// The whole router.
 pub fn router(app: App) -> Router {
     let media = Router::new()
-        .route("/whip/{room}", post(crate::ingest::post).options(preflight))
+        .route("/whip/{room}", post(crate::ingest::post))
         .route(
             "/whip/{room}/{session}",
-            axum::routing::patch(patch_whip)
-                .delete(delete_whip)
-                .options(preflight),
+            axum::routing::patch(patch_whip).delete(delete_whip),
         )
-        .route("/whep/{room}", post(crate::egress::post).options(preflight))
+        .route("/whep/{room}", post(crate::egress::post))
         .route(
             "/whep/{room}/{session}",
-            axum::routing::patch(patch_whep)
-                .delete(delete_whep)
-                .options(preflight),
+            axum::routing::patch(patch_whep).delete(delete_whep),
         )
         .layer(DefaultBodyLimit::max(MAX_SDP_BYTES))
         .layer(middleware::from_fn_with_state(
@@ -157,10 +153,6 @@ pub fn router(app: App) -> Router {
         .layer(middleware::from_fn(cors::headers))
         .service(routes);
     Router::new().fallback_service(outer)
-}
-
-async fn preflight() -> StatusCode {
-    StatusCode::NO_CONTENT
 }
 
 /// Turns axum's plain-text body-limit rejection into the JSON error shape.

@@ -246,14 +246,6 @@ pub async fn options_links(State(app): State<App>, request: Request, next: Next)
             for link in ice_links(&app, &headers, &user) {
                 h.append(header::LINK, link);
             }
-            // The CORS layer answers every OPTIONS as a preflight, without exposed headers:
-            // a page on another origin could not read the `Link`s.
-            if h.contains_key(header::ACCESS_CONTROL_ALLOW_ORIGIN) {
-                h.insert(
-                    header::ACCESS_CONTROL_EXPOSE_HEADERS,
-                    HeaderValue::from_static("link"),
-                );
-            }
         }
         // A request with a token is never a preflight: a token that cannot do this is refused
         // as the POST would refuse it, so a relay-only client shows why instead of "no ICE
