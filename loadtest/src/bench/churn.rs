@@ -87,10 +87,7 @@ pub async fn run(
         server::wait_viewers_at_most(&target.base_url, baseline.map_or(0, |h| h.viewers), SETTLE)
             .await;
     let after = sampler.now();
-    let keyframes = KeyframeLoad::from_stats(
-        &publisher_session.stats(),
-        p.warmup + outcome.sessions.target,
-    );
+    let keyframes = KeyframeLoad::from_stats(&publisher_session.stats(), p.warmup + p.cycles);
     let mut notes = Vec::new();
     if let Err(error) = publisher_session.close().await {
         notes.push(format!("publisher DELETE failed: {error}"));

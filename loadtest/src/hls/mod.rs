@@ -126,7 +126,7 @@ async fn follow(
     started: tokio::time::Instant,
     until: Until<'_>,
 ) -> Result<(), String> {
-    let mut playlist = load(client, &url, None, REQUEST_SLACK * 5, stats).await?;
+    let mut playlist = load(client, &url, None, false, REQUEST_SLACK * 5, stats).await?;
     if !playlist.can_block_reload {
         return Err(format!(
             "{url} is not a low-latency playlist (no CAN-BLOCK-RELOAD)"
@@ -142,7 +142,7 @@ async fn follow(
             Duration::from_secs_f64(playlist.target_duration.max(1.0) * 3.0) + REQUEST_SLACK;
         let Some(next) = playlist.next_part() else {
             tokio::time::sleep(RETRY_PAUSE).await;
-            playlist = load(client, &url, None, timeout, stats).await?;
+            playlist = load(client, &url, None, false, timeout, stats).await?;
             continue;
         };
         // Like hls.js: the blocking reload and the hinted part at the same time.
@@ -156,10 +156,8 @@ async fn follow(
         // hls.js asks for a delta update whenever the server offers them: the playlist it
         // holds is always far younger than half the skip boundary (RFC 8216bis §6.3.7).
         let skip = playlist.can_skip_until.is_some();
-        let (reloaded, hinted) = tokio::join!(
-            load(client, &url, Some((next, skip)), timeout, stats),
-            hinted
-        );
+        let (reloaded, hinted) =
+            tokio::join!(load(client, &url, Some(next), skip, timeout, stats), hinted);
         let fresh = match reloaded {
             Ok(p) => p,
             Err(_) => {
@@ -217,16 +215,17 @@ async fn follow(
 }
 
 /// GETs and parses a media playlist, blocking on `next` (`_HLS_msn`, `_HLS_part`) if given,
-/// as a delta update (`_HLS_skip=YES`) if that is set too.
+/// then as a delta update (`_HLS_skip=YES`) if `skip`.
 async fn load(
     client: &reqwest::Client,
     url: &Url,
-    next: Option<((u64, u32), bool)>,
+    next: Option<(u64, u32)>,
+    skip: bool,
     timeout: Duration,
     stats: &HlsViewerStats,
 ) -> Result<MediaPlaylist, String> {
     let mut url = url.clone();
-    if let Some(((msn, part), skip)) = next {
+    if let Some((msn, part)) = next {
         let mut query = url.query_pairs_mut();
         query
             .append_pair("_HLS_msn", &msn.to_string())
