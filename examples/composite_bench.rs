@@ -18,8 +18,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use composite_feed::{PATTERN_A, PATTERN_B, SyntheticParticipant, camera_loop, run_feeder};
-use onair::egress::composite::{Composite, CompositeConfig, CompositeOutput, StageSource};
+use composite_feed::{
+    PATTERN_A, PATTERN_B, SyntheticParticipant, camera_loop, run_feeder, stage_sources,
+};
+use onair::egress::composite::{Composite, CompositeConfig, CompositeOutput};
 
 /// Warm-up before measuring: decoders start on the first IDR, rate control settles.
 const WARM_UP: Duration = Duration::from_secs(2);
@@ -92,15 +94,7 @@ async fn run(feed: Feed, seconds: u64, count: u64) {
         config.bitrate / 1000
     );
     let participants = participants(feed, count);
-    let sources = participants
-        .iter()
-        .zip(1..)
-        .map(|(p, id)| StageSource {
-            id,
-            video: Some(p.video.clone()),
-            audio: Some(p.audio.clone()),
-        })
-        .collect();
+    let sources = stage_sources(&participants.iter().collect::<Vec<_>>());
     let (composite, mut rx) = Composite::start(&config, sources).expect("composite starts");
     let stop = Arc::new(AtomicBool::new(false));
     let feeder = run_feeder(participants, stop.clone());
