@@ -69,9 +69,23 @@ function iceReport(page, path) {
   }, path);
 }
 
+/**
+ * The ICE report once the selected pair shows `succeeded` (at most 10 s): Chromium reports a
+ * pair as `in-progress` again while each keep-alive check of it is on its way, so one snapshot
+ * can catch a working pair between a check and its answer.
+ */
+async function settledIceReport(page, path) {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const report = await iceReport(page, path);
+    if (report.pair?.state === "succeeded" || Date.now() > deadline) return report;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
 /** Asserts that `page`'s session on `path` runs over a TURN relay of the embedded server; returns the report. */
 async function assertRelayed(page, path) {
-  const report = await iceReport(page, path);
+  const report = await settledIceReport(page, path);
   const shown = JSON.stringify(report, null, 2);
   assert.equal(report.error, undefined, shown);
   assert.equal(report.policy, "relay", `iceTransportPolicy: ${shown}`);
