@@ -212,7 +212,14 @@ async fn delete_whip(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     owner_only(&app, SessionKind::Whip, &room, &id, &headers)?;
-    session::delete(&app.sessions, SessionKind::Whip, &room, &id)
+    let response = session::delete(&app.sessions, SessionKind::Whip, &room, &id)?;
+    // The publisher's place is free once DELETE answers, so the next publisher (OBS stopped
+    // and started again, another broadcaster) is not refused in the moment before the
+    // session's task has cleaned up; that task releases it too, which is then a no-op.
+    if let Some(r) = app.rooms.get(&room) {
+        r.release_publisher(&id);
+    }
+    Ok(response)
 }
 
 async fn delete_whep(
