@@ -11,7 +11,7 @@
 //! `cargo run --release --example composite_bench [-- SECONDS [PARTICIPANTS [solid|camera|both
 //! [NOISE_PERCENT [SOURCE_KBPS]]]]]`
 
-#[path = "../tests/composite_feed/mod.rs"]
+#[path = "../tests/it/composite_feed/mod.rs"]
 mod composite_feed;
 
 use std::sync::Arc;

@@ -7,6 +7,11 @@ cd "$(dirname "$0")/.."
 
 scripts/setup.sh
 
+# A whole run (CI's on a fresh machine) gains little from incremental artifacts, which would
+# double the disk the debug build takes; a developer's own `cargo test` keeps them.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
+df -h . | awk 'NR == 2 { print "== disk: " $4 " free before the build" }'
+
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
@@ -19,3 +24,4 @@ echo "== interop tests (aiortc)"
 ONAIR_BIN="$PWD/target/debug/onair" target/interop-venv/bin/python -m pytest -q tests/interop
 echo "== browser tests"
 ONAIR_BIN="$PWD/target/debug/onair" node --test tests/browser/
+du -sh target 2>/dev/null | awk '{ print "== disk: target/ holds " $1 }'

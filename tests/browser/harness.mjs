@@ -31,7 +31,7 @@ const CHROMIUM_ARGS = [
 ];
 /**
  * The embedded TURN server of every test server, unless the file's config has its own `[turn]`: on
- * loopback and free ports (as tests/common does). The default, 0.0.0.0:3478, lets only one test server
+ * loopback and free ports (as tests/it/common does). The default, 0.0.0.0:3478, lets only one test server
  * run at a time on a machine: a second one exits with "TURN cannot listen on 0.0.0.0:3478".
  */
 const TEST_TURN = '[turn]\nlisten = "127.0.0.1"\nudp_port = 0\ntcp_port = 0\n';

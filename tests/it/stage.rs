@@ -5,8 +5,8 @@
 //! end, a plain WHEP client gets the broadcaster; the same controls work over the chat channel
 //! (`{"type":"stage",...}`) for the broadcaster only.
 
-mod chat_common;
-mod common;
+use crate::chat_common;
+use crate::common;
 
 use std::cell::Cell;
 use std::collections::HashMap;

@@ -1,7 +1,7 @@
 //! Every WHIP/WHEP/API refusal a client can hit before any media flows: the status code and the
 //! JSON error shape, against the real server.
 
-mod common;
+use crate::common;
 
 use common::{TestServer, assert_error, fixture};
 use onair::auth::{Claims, Role, unix_now};

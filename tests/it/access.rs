@@ -4,9 +4,8 @@
 //! the token carried on every playlist URI, session ownership and the admin API ending real
 //! sessions.
 
-#[path = "chat_common/mod.rs"]
-mod chat_common;
-mod common;
+use crate::chat_common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -3,7 +3,7 @@
 //! own `turnutils_uclient` relaying through it over UDP and TCP, a real coturn accepting
 //! onair-minted credentials, and wrong credentials, quotas and private peers refused.
 
-mod common;
+use crate::common;
 
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};

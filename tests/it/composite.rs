@@ -3,9 +3,9 @@
 //! the output is decoded with openh264 and libopus and checked pixel by pixel and sample by
 //! sample.
 
-mod common;
-mod composite_feed;
-mod hls_common;
+use crate::common;
+use crate::composite_feed;
+use crate::hls_common;
 
 use std::path::Path;
 use std::process::Command;

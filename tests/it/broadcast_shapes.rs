@@ -4,8 +4,8 @@
 //! audio-only broadcast (an Opus-only stream and recording), and audio reaching the server
 //! late against its timestamps, put back in place by the RTCP sender reports.
 
-mod common;
-mod hls_common;
+use crate::common;
+use crate::hls_common;
 
 use std::path::Path;
 use std::process::Command;

@@ -2,8 +2,8 @@
 //! transports, and a connection that stays usable after bad input. Rate-limit refills are set
 //! to minutes so the limits trip deterministically, without timing.
 
-mod chat_common;
-mod common;
+use crate::chat_common;
+use crate::common;
 
 use chat_common::{Client, welcome};
 use common::TestServer;

@@ -3,8 +3,8 @@
 //! before finalisation (what a `kill -9` leaves) is readable too, even cut mid-fragment;
 //! recording can be switched off; a write error stops the recording, not the live stream.
 
-mod common;
-mod hls_common;
+use crate::common;
+use crate::hls_common;
 
 use std::time::Duration;
 

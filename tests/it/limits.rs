@@ -3,8 +3,8 @@
 //! hundreds of malformed WHIP/WHEP/HLS/WebSocket requests while a real H.264 publisher keeps
 //! streaming to a WHEP viewer that keeps receiving.
 
-mod chat_common;
-mod common;
+use crate::chat_common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -1,8 +1,8 @@
 //! Chat moderation integration tests (chat path): every moderator command over real data
 //! channels and WebSockets, and bans reaching the banned user's WHIP/WHEP sessions.
 
-mod chat_common;
-mod common;
+use crate::chat_common;
+use crate::common;
 
 use chat_common::{Client, Closed, WAIT, welcome};
 use common::TestServer;

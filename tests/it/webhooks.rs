@@ -3,7 +3,7 @@
 //! a dead and a stalled endpoint delay neither WHIP/WHEP answers nor media; an `https://`
 //! endpoint is reached once its certificate is trusted (`webhooks.ca_file`), not before.
 
-mod common;
+use crate::common;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};

@@ -1,7 +1,7 @@
 //! Both RSA and ECDSA DTLS peers connect (GStreamer 1.22 presents an RSA certificate; browsers
 //! and aiortc ECDSA).
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 use std::time::{Duration, SystemTime};

@@ -2,7 +2,7 @@
 //! H.264 profile (offer order respected), Opus, and the feedback a browser needs (TWCC to ramp
 //! its bitrate, NACK/PLI/FIR for loss and keyframes).
 
-mod common;
+use crate::common;
 
 use common::{TestServer, fixture};
 use onair::auth::Role;

@@ -5,10 +5,10 @@
 //! stay monotonic after the room is reaped. A room composite fed by synthetic participants
 //! shows up in the composite series, and its counts outlive it.
 
-mod chat_common;
-mod common;
-mod composite_feed;
-mod hls_common;
+use crate::chat_common;
+use crate::common;
+use crate::composite_feed;
+use crate::hls_common;
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;

@@ -3,9 +3,9 @@
 //! the broadcast's messages (and the moderation that followed) with their offsets into the
 //! recording; recordings without a chat log answer `404` JSON.
 
-mod chat_common;
-mod common;
-mod hls_common;
+use crate::chat_common;
+use crate::common;
+use crate::hls_common;
 
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! WHIP/WHEP session resources against real WebRTC peers: 201 headers, the one-broadcaster rule,
 //! DELETE, PATCH (trickle, ICE restart, If-Match) and crash detection.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

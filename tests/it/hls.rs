@@ -2,8 +2,8 @@
 //! playlists follow RFC 8216bis on the wire, and init + every segment and init + every part
 //! pass ffprobe with monotonic DTS and a keyframe first.
 
-mod common;
-mod hls_common;
+use crate::common;
+use crate::hls_common;
 
 use common::{TestServer, assert_error};
 use hls_common::*;

@@ -2,8 +2,8 @@
 //! (WHIP and WHEP clients from `onair_loadtest`) and real WebSockets in the same room: the
 //! welcome, fan-out across transports, history, presence, identities, and the chat log.
 
-mod chat_common;
-mod common;
+use crate::chat_common;
+use crate::common;
 
 use chat_common::{Client, WAIT, welcome};
 use common::TestServer;

@@ -4,7 +4,7 @@
 //! WHEP session and an open HTTP/2 connection, and idle connections are closed while long
 //! polls and WebSockets keep working.
 
-mod common;
+use crate::common;
 
 use std::net::SocketAddr;
 use std::path::Path;

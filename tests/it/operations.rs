@@ -1,7 +1,7 @@
 //! Operational behaviour against real peers: NACKs answered from the track cache, candidates
 //! shaped by configuration, sessions that never connect, room reaping and shutdown.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! End-to-end media through the real server: a Rust WHIP publisher sends real H.264 (openh264,
 //! moving test pattern) and Opus; Rust WHEP viewers decode what they receive.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -3,7 +3,7 @@
 //! churn cycles, and LL-HLS and chat where the server serves them. Fails if the tool breaks;
 //! no timed assertions and no thresholds on the figures.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

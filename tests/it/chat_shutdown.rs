@@ -2,8 +2,8 @@
 //! several rooms, anonymous or not, gets a close frame with 1001 (going away, RFC 6455 §7.4.1)
 //! rather than a dropped TCP connection (1006), and shutdown still completes.
 
-mod chat_common;
-mod common;
+use crate::chat_common;
+use crate::common;
 
 use chat_common::{Client, Closed, welcome};
 use common::TestServer;
