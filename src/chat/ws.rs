@@ -4,12 +4,14 @@
 //! an anonymous viewer. A banned user's upgrade succeeds, gets `{"type":"error","code":"banned"}`
 //! and a close frame (1008), so a browser page can say why.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
+use axum::Extension;
 use axum::body::Bytes;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{ConnectInfo, Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use futures::stream::{SplitSink, SplitStream};
@@ -19,6 +21,7 @@ use super::conn::{ConnRx, Inbound};
 use super::{Joined, error_frame, identity, join};
 use crate::auth::Action;
 use crate::core::chat::Transport;
+use crate::http::limits::{ChatSocketSlot, hold_chat_socket, with_retry};
 use crate::http::{ApiError, App, valid_room};
 use crate::peer::session::SessionUser;
 
@@ -39,11 +42,12 @@ const CLOSE_POLICY: u16 = 1008;
 /// Close code at server shutdown (RFC 6455 §7.4.1, going away).
 const CLOSE_GOING_AWAY: u16 = 1001;
 
-/// `GET /ws/{room}`: upgrade to a chat connection.
+/// `GET /ws/{room}`: upgrade to a chat connection, within the client IP's chat socket limit.
 pub async fn get(
     State(app): State<App>,
     Path(room): Path<String>,
     RawQuery(query): RawQuery,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
@@ -60,14 +64,26 @@ pub async fn get(
             format!("/ws/{{room}} speaks WebSocket only ({e})"),
         )
     })?;
+    let slot = match hold_chat_socket(&app, peer.map(|Extension(ConnectInfo(a))| a.ip())) {
+        Ok(slot) => slot,
+        Err(refused) => return Ok(with_retry(refused)),
+    };
     Ok(upgrade
         .max_message_size(MAX_MESSAGE)
         .max_frame_size(MAX_MESSAGE)
         .read_buffer_size(READ_BUFFER)
-        .on_upgrade(move |socket| serve(app, room, user, socket)))
+        .on_upgrade(move |socket| serve(app, room, user, socket, slot)))
 }
 
-async fn serve(app: App, room: String, user: SessionUser, socket: WebSocket) {
+/// One chat connection, from the upgrade to the close; `_slot` keeps its place in the IP's
+/// count until then.
+async fn serve(
+    app: App,
+    room: String,
+    user: SessionUser,
+    socket: WebSocket,
+    _slot: Option<ChatSocketSlot>,
+) {
     // Shutdown waits (boundedly) for this connection's close frame.
     let _task = app.tasks.token();
     let closing = app.chat.closing();

@@ -1,6 +1,6 @@
-//! Admission limits (control plane, I/O shell in front of `POST /whip|whep/{room}`): sessions
-//! per client IP, viewers per room and rooms per server, each refused with its own JSON error
-//! before any PeerConnection is built. Counting is exact under concurrency: a request holds a
+//! Admission limits (control plane, I/O shell in front of `POST /whip|whep/{room}` and the chat
+//! WebSocket upgrade): sessions and chat WebSockets per client IP, viewers per room and rooms per
+//! server, each refused with its own JSON error before any PeerConnection or socket is built. Counting is exact under concurrency: a request holds a
 //! pending slot while it negotiates, and its session is counted from its `Location` on.
 
 use std::collections::HashMap;
@@ -27,6 +27,9 @@ pub struct LimitsConfig {
     /// Rooms the server holds at once; a publish or view that would open one more gets
     /// `503 too_many_rooms`.
     pub rooms: usize,
+    /// Chat WebSockets (`GET /ws/{room}`, the LL-HLS viewers' chat) one client IP may hold at
+    /// once, over all rooms (`429 too_many_connections`).
+    pub chat_sockets_per_ip: usize,
 }
 
 impl Default for LimitsConfig {
@@ -35,6 +38,7 @@ impl Default for LimitsConfig {
             sessions_per_ip: 50,
             viewers_per_room: 2000,
             rooms: 500,
+            chat_sockets_per_ip: 100,
         }
     }
 }
@@ -49,6 +53,8 @@ pub struct Limiter {
 struct Inner {
     by_ip: HashMap<IpAddr, IpSessions>,
     pending_viewers: HashMap<String, usize>,
+    /// Open chat WebSockets per IP (entries at zero are removed).
+    chat_sockets: HashMap<IpAddr, usize>,
 }
 
 #[derive(Default)]
@@ -162,6 +168,51 @@ impl Limiter {
     }
 }
 
+/// A chat WebSocket's place in its IP's count, given back when the connection ends.
+pub struct ChatSocketSlot {
+    app: App,
+    ip: IpAddr,
+}
+
+impl Drop for ChatSocketSlot {
+    fn drop(&mut self) {
+        let mut inner = self
+            .app
+            .limiter
+            .inner
+            .lock()
+            .expect("limiter lock poisoned");
+        if let Some(n) = inner.chat_sockets.get_mut(&self.ip) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                inner.chat_sockets.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// Takes a chat WebSocket place for `ip` (none is counted without a peer address), or refuses
+/// with `429 too_many_connections` (answer it with [`with_retry`]) when the IP holds its maximum.
+pub fn hold_chat_socket(app: &App, ip: Option<IpAddr>) -> Result<Option<ChatSocketSlot>, ApiError> {
+    let Some(ip) = ip else { return Ok(None) };
+    let max = app.config.limits.chat_sockets_per_ip;
+    let mut inner = app.limiter.inner.lock().expect("limiter lock poisoned");
+    let held = inner.chat_sockets.entry(ip).or_default();
+    if max > 0 && *held >= max {
+        let e = ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_connections",
+            format!("this address already holds {max} chat connections; close one first"),
+        );
+        return Err(e);
+    }
+    *held += 1;
+    Ok(Some(ChatSocketSlot {
+        app: app.clone(),
+        ip,
+    }))
+}
+
 fn too_many_sessions(max: usize) -> ApiError {
     ApiError::new(
         StatusCode::TOO_MANY_REQUESTS,
@@ -215,7 +266,8 @@ pub async fn admission(State(app): State<App>, request: Request, next: Next) -> 
     response
 }
 
-fn with_retry(e: ApiError) -> Response {
+/// The error's answer with `Retry-After: 5` (a limit that frees itself as sessions end).
+pub fn with_retry(e: ApiError) -> Response {
     let mut response = e.into_response();
     response
         .headers_mut()
@@ -235,6 +287,7 @@ mod tests {
             sessions_per_ip: 2,
             viewers_per_room: 1,
             rooms: 0,
+            chat_sockets_per_ip: 0,
         };
         let ip: IpAddr = "10.0.0.1".parse().unwrap();
         let a = limiter.reserve(&limits, &sessions, Some(ip), None).unwrap();

@@ -1,7 +1,7 @@
-//! Limits against the real server: each refusal with its documented JSON error (sessions per
-//! IP, viewers per room, rooms per server, body size, chat length and rate), and a flood of
-//! hundreds of malformed WHIP/WHEP/HLS/WebSocket requests while a real H.264 publisher keeps
-//! streaming to a WHEP viewer that keeps receiving.
+//! Limits against the real server: each refusal with its documented JSON error (sessions and
+//! chat WebSockets per IP, viewers per room, rooms per server, body size, chat length and rate),
+//! and a flood of hundreds of malformed WHIP/WHEP/HLS/WebSocket requests while a real H.264
+//! publisher keeps streaming to a WHEP viewer that keeps receiving.
 
 use crate::chat_common;
 use crate::common;
@@ -73,6 +73,54 @@ async fn sessions_per_ip_viewers_per_room_and_rooms_have_their_errors() {
             .unwrap();
     }
     peer.pc.close().await.unwrap();
+    s.stop().await;
+}
+
+/// A WebSocket upgrade request for `/ws/{room}` sent as plain HTTP, so a refusal's JSON body
+/// can be read.
+async fn ws_upgrade(s: &TestServer, room: &str) -> reqwest::Response {
+    reqwest::Client::new()
+        .get(s.url(&format!("/ws/{room}")))
+        .header("connection", "Upgrade")
+        .header("upgrade", "websocket")
+        .header("sec-websocket-version", "13")
+        .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn chat_websockets_per_ip_have_their_error_and_free_their_place_on_close() {
+    let s = TestServer::start_with(|c| c.limits.chat_sockets_per_ip = 2).await;
+    // The limit is per address over all rooms; WebRTC viewers' data channels are not counted.
+    let mut first = Client::ws(&s, "a", None).await;
+    first.expect_type("welcome").await;
+    let mut second = Client::ws(&s, "b", None).await;
+    second.expect_type("welcome").await;
+    let r = ws_upgrade(&s, "c").await;
+    let retry = r.headers()["retry-after"].to_str().unwrap().to_owned();
+    assert_error(r, 429, "too_many_connections").await;
+    assert_eq!(retry, "5");
+    let mut viewer = Client::viewer(&s, "a", None).await;
+    viewer.expect_type("welcome").await;
+    // Closing one gives its place back once the server has seen the close.
+    first.close().await;
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let r = ws_upgrade(&s, "c").await;
+        if r.status() == 101 {
+            break;
+        }
+        assert_error(r, 429, "too_many_connections").await;
+        assert!(
+            Instant::now() < deadline,
+            "the closed socket's place never came back"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    second.close().await;
+    viewer.close().await;
     s.stop().await;
 }
 
