@@ -49,6 +49,9 @@ impl TurnCore {
     pub(super) fn request(&mut self, client: ClientId, mut m: Message, now: Now) -> ClientAction {
         let method = m.typ.method;
         if method == METHOD_BINDING {
+            if let Some(reply) = wire::unknown_attributes(&m, None) {
+                return ClientAction::Reply(reply);
+            }
             let mapped = XorMappedAddress {
                 ip: client.addr.ip(),
                 port: client.addr.port(),
@@ -85,6 +88,10 @@ impl TurnCore {
             Ok(auth) => auth,
             Err(reply) => return ClientAction::Reply(reply),
         };
+        // Checked once the request is authenticated (RFC 8489 §6.3.1), so the answer is signed.
+        if let Some(reply) = wire::unknown_attributes(&m, Some(&auth.key)) {
+            return ClientAction::Reply(reply);
+        }
         if method == METHOD_ALLOCATE {
             return self.allocate(client, m, auth);
         }

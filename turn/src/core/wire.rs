@@ -1,16 +1,26 @@
 //! STUN/TURN wire helpers for the core (pure): building responses with MESSAGE-INTEGRITY and
 //! FINGERPRINT (RFC 8489 §14.5, §14.7), decoding every XOR-PEER-ADDRESS (RFC 8656 §18.3) and
-//! finding the DATA attribute inside a Send indication without copying it (RFC 8656 §11.4).
+//! finding the DATA attribute inside a Send indication without copying it (RFC 8656 §11.4), and
+//! the 420 Unknown Attribute answer (RFC 8489 §6.3.1).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::ops::Range;
 
-use stun::attributes::{ATTR_SOFTWARE, AttrType};
+use stun::attributes::{
+    ATTR_CHANNEL_NUMBER, ATTR_DATA, ATTR_ERROR_CODE, ATTR_EVEN_PORT, ATTR_LIFETIME,
+    ATTR_MAPPED_ADDRESS, ATTR_MESSAGE_INTEGRITY, ATTR_NONCE, ATTR_PADDING, ATTR_PRIORITY,
+    ATTR_REALM, ATTR_REQUESTED_ADDRESS_FAMILY, ATTR_REQUESTED_TRANSPORT, ATTR_RESERVATION_TOKEN,
+    ATTR_SOFTWARE, ATTR_UNKNOWN_ATTRIBUTES, ATTR_USE_CANDIDATE, ATTR_USERNAME,
+    ATTR_XOR_PEER_ADDRESS, ATTR_XOR_RELAYED_ADDRESS, ATTR_XORMAPPED_ADDRESS, AttrType,
+};
 use stun::error_code::{ErrorCode, ErrorCodeAttribute};
 use stun::fingerprint::FINGERPRINT;
 use stun::integrity::MessageIntegrity;
-use stun::message::{MAGIC_COOKIE, Message, MessageClass, MessageType, Method, Setter};
+use stun::message::{
+    CLASS_ERROR_RESPONSE, MAGIC_COOKIE, Message, MessageClass, MessageType, Method, Setter,
+};
 use stun::textattrs::TextAttribute;
+use stun::uattrs::UnknownAttributes;
 
 use crate::credentials::provider;
 
@@ -42,6 +52,59 @@ pub(crate) fn reply(
     m.build(&setters)
         .expect("attributes the core builds always fit a STUN message");
     m.raw
+}
+
+/// The comprehension-required attributes (0x0000–0x7FFF) this server understands. Not among them:
+/// DONT-FRAGMENT, since relayed datagrams are sent without the DF bit (RFC 8656 §7.2: the server
+/// then treats it as unknown, and the client retries without it), and the SHA-256 integrity,
+/// password-algorithm and user-hash attributes this server never offers (RFC 8489 §9.2.4).
+const UNDERSTOOD: [AttrType; 20] = [
+    ATTR_MAPPED_ADDRESS,
+    ATTR_USERNAME,
+    ATTR_MESSAGE_INTEGRITY,
+    ATTR_ERROR_CODE,
+    ATTR_UNKNOWN_ATTRIBUTES,
+    ATTR_CHANNEL_NUMBER,
+    ATTR_LIFETIME,
+    ATTR_XOR_PEER_ADDRESS,
+    ATTR_DATA,
+    ATTR_REALM,
+    ATTR_NONCE,
+    ATTR_XOR_RELAYED_ADDRESS,
+    ATTR_REQUESTED_ADDRESS_FAMILY,
+    ATTR_EVEN_PORT,
+    ATTR_REQUESTED_TRANSPORT,
+    ATTR_XORMAPPED_ADDRESS,
+    ATTR_RESERVATION_TOKEN,
+    // ICE's connectivity-check attributes (RFC 8445 §16.1), in case a client checks against us.
+    ATTR_PRIORITY,
+    ATTR_USE_CANDIDATE,
+    // PADDING (RFC 5780 §7.6) asks nothing of a server that does not pad its answers.
+    ATTR_PADDING,
+];
+
+/// The 420 Unknown Attribute answer to `request` when it carries comprehension-required
+/// attributes this server does not understand (RFC 8489 §6.3.1), listing them (§14.9).
+pub(crate) fn unknown_attributes(request: &Message, key: Option<&[u8]>) -> Option<Vec<u8>> {
+    let mut unknown: Vec<AttrType> = Vec::new();
+    for a in &request.attributes.0 {
+        if a.typ.required() && !UNDERSTOOD.contains(&a.typ) && !unknown.contains(&a.typ) {
+            unknown.push(a.typ);
+        }
+    }
+    if unknown.is_empty() {
+        return None;
+    }
+    Some(reply(
+        request,
+        request.typ.method,
+        CLASS_ERROR_RESPONSE,
+        vec![
+            error(420, "Unknown Attribute"),
+            Box::new(UnknownAttributes(unknown)),
+        ],
+        key,
+    ))
 }
 
 /// An ERROR-CODE attribute with our own reason phrase.
