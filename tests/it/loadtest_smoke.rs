@@ -1,7 +1,7 @@
 //! CI smoke run of the load bench (issue 7): every scenario of `onair-loadtest bench` at a tiny
 //! scale against the real server in-process — one publisher, three WHEP viewers for 3 s, five
-//! churn cycles, and LL-HLS and chat where the server serves them. Fails if the tool breaks;
-//! no timed assertions and no thresholds on the figures.
+//! churn cycles, and LL-HLS and chat where the server serves them — and a chat run that a server
+//! limit refuses. Fails if the tool breaks; no timed assertions and no thresholds on the figures.
 
 use crate::common;
 
@@ -109,5 +109,53 @@ async fn every_bench_scenario_runs_at_tiny_scale() {
             _ => panic!("{} failed: {:?}\n{table}", run.label, run.error),
         }
     }
+    s.stop().await;
+}
+
+/// A server limit refusing the bench's chat members shows in the report with the server's own
+/// error code, not as a bare handshake failure.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_chat_run_refused_by_a_limit_reports_the_servers_error() {
+    let s = TestServer::start_with(|c| c.limits.chat_sockets_per_ip = 2).await;
+    let room = "bench";
+    let target = Target {
+        base_url: s.base.clone(),
+        room: room.to_owned(),
+        token: Some(s.token(room, Role::Broadcaster, "bench")),
+        server_pid: None,
+    };
+    let publisher = PublisherSpec {
+        video: VideoConfig {
+            width: 160,
+            height: 120,
+            fps: 30,
+            bitrate_bps: 200_000,
+            keyframe_interval_frames: 30,
+        },
+        loop_frames: 30,
+        noise: Noise::Off,
+        audio: false,
+    }
+    .prepare()
+    .expect("the publisher's loop encodes");
+    let chat = Scenario::Chat(ChatParams {
+        members: 3,
+        messages_per_sec: 2.0,
+        duration: Duration::from_secs(1),
+    });
+    let report = run_all(&target, &publisher, &[chat], Duration::from_millis(100)).await;
+    let json = serde_json::to_string(&report).expect("the report serializes");
+    let sessions = &report.runs[0]
+        .report
+        .as_ref()
+        .expect("the run has figures")
+        .sessions;
+    assert_eq!((sessions.connected, sessions.failed), (2, 1), "{json}");
+    let (message, count) = &sessions.failures[0];
+    assert_eq!(*count, 1, "{json}");
+    assert!(
+        message.contains("429") && message.contains("too_many_connections"),
+        "{json}"
+    );
     s.stop().await;
 }

@@ -153,7 +153,15 @@ async fn connect(url: String, clock: Clock) -> Result<Member, String> {
     let (socket, _) = tokio::time::timeout(JOIN_TIMEOUT, handshake)
         .await
         .map_err(|_| "WebSocket handshake timed out".to_owned())?
-        .map_err(|e| format!("WebSocket: {e}"))?;
+        .map_err(|e| match e {
+            // A refusal says which limit in its JSON body (a server's `too_many_connections`).
+            tokio_tungstenite::tungstenite::Error::Http(response) => format!(
+                "WebSocket refused: HTTP {} {}",
+                response.status(),
+                String::from_utf8_lossy(response.body().as_deref().unwrap_or_default())
+            ),
+            e => format!("WebSocket: {e}"),
+        })?;
     let (mut sink, mut stream) = socket.split();
     let (outbox, mut rx) = mpsc::channel::<String>(OUTBOX);
     let stats = Arc::new(MemberStats::default());
