@@ -58,6 +58,11 @@ pub struct Config {
     /// (requests while one is outstanding join it; see `core::rtp::PliThrottle`). 300 ms is
     /// libwebrtc's own floor: a browser ignores keyframe requests closer together.
     pub pli_interval_ms: u64,
+    /// A joining viewer whose track's newest keyframe began at most this long ago is sent it,
+    /// and what followed, at once instead of waiting for a new one (0: always wait; see
+    /// `core::rtp::ReplayWindow`). Its player starts up to this much behind and catches up;
+    /// Chromium's jitter buffer takes 100 ms in its stride but not a second (see README).
+    pub keyframe_replay_ms: u64,
     /// A session whose ICE/DTLS has not connected by then is closed.
     pub connect_timeout_secs: u64,
     /// Packets per track kept to answer viewers' NACKs.
@@ -104,6 +109,7 @@ impl Default for Config {
             viewer_queue: 512,
             stage: crate::room::StageConfig::default(),
             pli_interval_ms: 300,
+            keyframe_replay_ms: 100,
             connect_timeout_secs: 10,
             retransmit_cache: 1024,
             hls: true,
@@ -299,6 +305,9 @@ impl Config {
         if self.retransmit_cache < 16 || self.retransmit_cache > 32768 {
             return invalid("retransmit_cache must be within 16..=32768 packets");
         }
+        if self.keyframe_replay_ms > 1000 {
+            return invalid("keyframe_replay_ms must be within 0..=1000");
+        }
         self.chat.validate().map_err(ConfigError::Invalid)?;
         self.tls.validate().map_err(ConfigError::Invalid)?;
         self.http_timeouts
@@ -329,6 +338,16 @@ impl Config {
     /// Minimum interval between PLIs per track.
     pub fn pli_interval(&self) -> Duration {
         Duration::from_millis(self.pli_interval_ms)
+    }
+
+    /// How a room's track hubs buffer, remember and ask for keyframes.
+    pub fn hub_config(&self) -> crate::room::HubConfig {
+        crate::room::HubConfig {
+            queue: self.viewer_queue,
+            cache: self.retransmit_cache,
+            pli_interval: self.pli_interval(),
+            keyframe_replay: Duration::from_millis(self.keyframe_replay_ms),
+        }
     }
 
     /// Grace period of an empty room.
@@ -393,5 +412,21 @@ mod tests {
             ..Config::default()
         };
         assert!(c.validate().is_err());
+        let c = Config {
+            keyframe_replay_ms: 1001,
+            ..Config::default()
+        };
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("keyframe_replay_ms")
+        );
+        let c = Config {
+            keyframe_replay_ms: 0,
+            ..Config::default()
+        };
+        assert_eq!(c.hub_config().keyframe_replay, Duration::ZERO);
+        assert!(c.validate().is_ok());
     }
 }

@@ -1,6 +1,7 @@
 //! A WHEP viewer's outgoing tracks (egress side of the media path, hot path): each is a
 //! [`PacketSink`] of whichever participant's hub its slot shows, written to on the publisher's
-//! task: it holds video until a keyframe, rewrites SSRC/seq/ts/PT with an [`RtpMunger`] so
+//! task: it holds video until a keyframe (or starts a joining viewer at once from the hub's
+//! newest keyframe when that began moments ago), rewrites SSRC/seq/ts/PT with an [`RtpMunger`] so
 //! source switches are seamless, and hands the packet to the connection without waiting (a
 //! connection whose send queue is full loses that packet). It answers the viewer's RTCP
 //! (PLI/FIR upstream, NACKs from the hub's retransmission cache). The session task that
@@ -198,12 +199,15 @@ impl ViewerTrack {
         }
     }
 
-    /// Asks the current source for a keyframe (video only).
-    pub fn request_keyframe(&self) {
+    /// DTLS is up: asks the current source for a keyframe (video only), unless this track
+    /// can start from the hub's newest one (fast start, decided at the next packet, which
+    /// asks then if it has to).
+    pub fn request_first_keyframe(&self) {
         if let Some(hub) = self
             .hub
             .as_ref()
             .filter(|_| self.sink.kind == TrackKind::Video)
+            && !hub.can_fast_start(Instant::now())
         {
             hub.request_keyframe();
         }
@@ -275,6 +279,11 @@ impl PacketSink for TrackSink {
             return true;
         }
         if self.kind == TrackKind::Video && !state.gate.admit(packet.source, packet.keyframe) {
+            if state.munger.last_out().is_none()
+                && let Some(run) = hub.keyframe_run(packet, now)
+            {
+                return state.fast_start(&self.track, hub, &run, packet, now);
+            }
             state.ask_keyframe(hub, packet.source, now);
             return true;
         }
@@ -336,6 +345,31 @@ impl SendState {
             }
             None => false,
         }
+    }
+
+    /// Starts a viewer's first video at the hub's newest keyframe: `run` (that keyframe and
+    /// the packets after it) then `packet`, back to back, and opens the gate. Only for a track
+    /// that has sent nothing yet: a source switch keeps waiting for a fresh keyframe, so the
+    /// munger's timeline never jumps ahead of the wall clock. If the connection's queue fills
+    /// on the way, the gate closes again and the viewer waits for a requested keyframe.
+    fn fast_start(
+        &mut self,
+        track: &TrackLocalStaticRTP,
+        hub: &TrackHub,
+        run: &[Arc<MediaPacket>],
+        packet: &MediaPacket,
+        now: Instant,
+    ) -> bool {
+        self.gate.admit(packet.source, true);
+        for replayed in run {
+            if !self.send(track, hub, replayed, now) {
+                self.gate.close();
+                self.ask_keyframe(hub, packet.source, now);
+                return false;
+            }
+        }
+        hub.count_fast_start();
+        self.send(track, hub, packet, now)
     }
 
     /// Asks upstream for a keyframe when this viewer waits for one (hub-level rate limit).

@@ -210,7 +210,7 @@ pub async fn run(ctx: ViewerCtx) {
                             t.set_connected();
                         }
                         if let Some(v) = &slot.video {
-                            v.request_keyframe();
+                            v.request_first_keyframe();
                         }
                     }
                     tracing::debug!(session = %session.id, "viewer connected");

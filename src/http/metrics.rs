@@ -21,7 +21,7 @@ pub const MAX_ROOM_LABELS: usize = 50;
 /// A counter's name, help text and how to read it from a track's stats.
 type TrackCounter = (&'static str, &'static str, fn(&TrackStats) -> u64);
 
-const TRACK_COUNTERS: [TrackCounter; 7] = [
+const TRACK_COUNTERS: [TrackCounter; 8] = [
     (
         "onair_packets_in_total",
         "RTP packets received from publishers.",
@@ -56,6 +56,11 @@ const TRACK_COUNTERS: [TrackCounter; 7] = [
         "onair_retransmitted_total",
         "Packets re-sent from the retransmission cache.",
         |s| s.retransmitted,
+    ),
+    (
+        "onair_fast_starts_total",
+        "Viewers started from the newest keyframe in the history instead of a requested one.",
+        |s| s.fast_starts,
     ),
 ];
 

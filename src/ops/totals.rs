@@ -70,6 +70,7 @@ pub fn add(total: &mut TrackStats, s: &TrackStats) {
     total.keyframe_requests += s.keyframe_requests;
     total.nacks += s.nacks;
     total.retransmitted += s.retransmitted;
+    total.fast_starts += s.fast_starts;
 }
 
 #[cfg(test)]

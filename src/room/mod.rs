@@ -7,7 +7,9 @@ pub mod stage;
 mod track;
 
 pub use stage::{StageConfig, StageMember, StageView};
-pub use track::{MediaPacket, PacketSink, Subscription, TrackHub, TrackKind, TrackStats};
+pub use track::{
+    HubConfig, MediaPacket, PacketSink, Subscription, TrackHub, TrackKind, TrackStats,
+};
 
 use std::sync::Arc;
 use std::sync::Mutex;
@@ -163,7 +165,7 @@ pub struct Room {
     stage: Mutex<stage::StageState>,
     stage_tx: watch::Sender<Arc<StageView>>,
     stage_config: StageConfig,
-    hub_config: (usize, usize, Duration),
+    hub_config: HubConfig,
     stage_task: AtomicBool,
     viewers: DashMap<String, ViewerInfo>,
     last_active: Mutex<Instant>,
@@ -207,19 +209,8 @@ pub struct RoomDetail {
 
 impl Room {
     fn new(name: &str, config: &Config) -> Self {
-        let hub_config = (
-            config.viewer_queue,
-            config.retransmit_cache,
-            config.pli_interval(),
-        );
-        let hub = |kind| {
-            Arc::new(TrackHub::new(
-                kind,
-                hub_config.0,
-                hub_config.1,
-                hub_config.2,
-            ))
-        };
+        let hub_config = config.hub_config();
+        let hub = |kind| Arc::new(TrackHub::new(kind, hub_config));
         Self {
             name: name.to_owned(),
             video: hub(TrackKind::Video),
@@ -315,13 +306,12 @@ impl Room {
                 member,
             });
         }
-        let (queue, cache, pli) = self.hub_config;
         let (video, audio) = if broadcaster {
             (self.video.clone(), self.audio.clone())
         } else {
             (
-                Arc::new(TrackHub::new(TrackKind::Video, queue, cache, pli)),
-                Arc::new(TrackHub::new(TrackKind::Audio, queue, cache, pli)),
+                Arc::new(TrackHub::new(TrackKind::Video, self.hub_config)),
+                Arc::new(TrackHub::new(TrackKind::Audio, self.hub_config)),
             )
         };
         let member = StageMember {

@@ -6,13 +6,13 @@
 //! loses that packet alone. Nothing here ever awaits.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tokio::sync::{Notify, mpsc};
 
-use crate::core::rtp::{PliThrottle, RetransmitCache};
+use crate::core::rtp::{KeyframeMark, PliThrottle, ReplayWindow, RetransmitCache};
 
 /// Audio or video.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,6 +101,28 @@ pub struct TrackStats {
     pub nacks: u64,
     /// Packets re-sent from the retransmission cache to answer them.
     pub retransmitted: u64,
+    /// Viewers started at once from the hub's newest keyframe (fast start) instead of waiting
+    /// for a requested one.
+    pub fast_starts: u64,
+}
+
+/// How a hub buffers, remembers and asks for keyframes (from the server configuration).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HubConfig {
+    /// Packets each queued consumer (HLS tap, composite) may have waiting.
+    pub queue: usize,
+    /// Packets of video history kept for retransmissions and fast starts.
+    pub cache: usize,
+    /// At most one keyframe request per this interval.
+    pub pli_interval: Duration,
+    /// A joining viewer starts from a keyframe that began at most this long ago (zero: off).
+    pub keyframe_replay: Duration,
+}
+
+/// The video history: recent packets by sequence number and where the newest keyframe began.
+struct History {
+    packets: RetransmitCache<Arc<MediaPacket>>,
+    keyframe: Option<KeyframeMark>,
 }
 
 /// Fan-out of one track of a room to its consumers (viewers, and later the HLS tap).
@@ -109,7 +131,8 @@ pub struct TrackHub {
     queue: usize,
     subscribers: RwLock<Vec<Subscriber>>,
     next_id: AtomicU64,
-    cache: Mutex<RetransmitCache<Arc<MediaPacket>>>,
+    history: Mutex<History>,
+    replay: ReplayWindow,
     pli: Mutex<PliThrottle>,
     pli_now: AtomicBool,
     keyframe_wanted: Notify,
@@ -121,22 +144,27 @@ pub struct TrackHub {
     keyframe_requests: AtomicU64,
     nacks: AtomicU64,
     retransmitted: AtomicU64,
+    fast_starts: AtomicU64,
     /// Where the RTCP sender reports of the track publishing here go (the room's HLS tap).
     reports: Mutex<Option<mpsc::Sender<crate::ingest::sender_reports::SenderReportEvent>>>,
 }
 
 impl TrackHub {
-    /// A hub whose consumers each queue up to `queue` packets, keeping `cache` packets for
-    /// retransmission and sending at most one keyframe request per `pli_interval` (requests
-    /// while one is outstanding join it).
-    pub fn new(kind: TrackKind, queue: usize, cache: usize, pli_interval: Duration) -> Self {
+    /// A hub whose consumers each queue up to `config.queue` packets, keeping `config.cache`
+    /// packets for retransmission and fast starts and sending at most one keyframe request
+    /// per `config.pli_interval` (requests while one is outstanding join it).
+    pub fn new(kind: TrackKind, config: HubConfig) -> Self {
         Self {
             kind,
-            queue,
+            queue: config.queue,
             subscribers: RwLock::new(Vec::new()),
             next_id: AtomicU64::new(1),
-            cache: Mutex::new(RetransmitCache::new(cache)),
-            pli: Mutex::new(PliThrottle::new(pli_interval)),
+            history: Mutex::new(History {
+                packets: RetransmitCache::new(config.cache),
+                keyframe: None,
+            }),
+            replay: ReplayWindow::new(config.keyframe_replay),
+            pli: Mutex::new(PliThrottle::new(config.pli_interval)),
             pli_now: AtomicBool::new(false),
             keyframe_wanted: Notify::new(),
             packets_in: AtomicU64::new(0),
@@ -147,6 +175,7 @@ impl TrackHub {
             keyframe_requests: AtomicU64::new(0),
             nacks: AtomicU64::new(0),
             retransmitted: AtomicU64::new(0),
+            fast_starts: AtomicU64::new(0),
             reports: Mutex::new(None),
         }
     }
@@ -220,13 +249,20 @@ impl TrackHub {
             self.pli.lock().expect("pli lock poisoned").keyframe_seen();
         }
         let packet = Arc::new(packet);
-        if self.kind == TrackKind::Video {
-            self.cache
-                .lock()
-                .expect("cache lock poisoned")
-                .insert(packet.seq, packet.clone());
-        }
         let now = Instant::now();
+        if self.kind == TrackKind::Video {
+            let mut history = self.history();
+            if packet.keyframe {
+                let flagged = KeyframeMark {
+                    source: packet.source,
+                    seq: packet.seq,
+                    ts: packet.ts,
+                    at: now,
+                };
+                history.keyframe = Some(KeyframeMark::next(history.keyframe, flagged));
+            }
+            history.packets.insert(packet.seq, packet.clone());
+        }
         let subscribers = self.subscribers.read().expect("hub lock poisoned");
         for s in subscribers.iter() {
             let delivered = match &s.consumer {
@@ -247,18 +283,57 @@ impl TrackHub {
         }
     }
 
+    fn history(&self) -> MutexGuard<'_, History> {
+        self.history.lock().expect("history lock poisoned")
+    }
+
     /// The cached packet with upstream sequence number `seq`, to answer a NACK.
     pub fn cached(&self, seq: u16) -> Option<Arc<MediaPacket>> {
-        self.cache
-            .lock()
-            .expect("cache lock poisoned")
-            .get(seq)
-            .cloned()
+        self.history().packets.get(seq).cloned()
+    }
+
+    /// For a viewer whose first video packet `current` would be: the packets from the
+    /// newest keyframe up to `current` (excluded), when that keyframe began within the
+    /// replay window and all of them are still in the history (see [`ReplayWindow`]). The
+    /// viewer sends these, then `current`, and starts decoding at once. Allocates one `Vec`
+    /// per viewer start, never per packet.
+    pub fn keyframe_run(
+        &self,
+        current: &MediaPacket,
+        now: Instant,
+    ) -> Option<Vec<Arc<MediaPacket>>> {
+        let history = self.history();
+        let count =
+            self.replay
+                .packets_before(history.keyframe, current.source, current.seq, now)?;
+        let first = history.keyframe?.seq;
+        (0..count)
+            .map(|i| {
+                history
+                    .packets
+                    .get(first.wrapping_add(i))
+                    .filter(|p| p.source == current.source)
+                    .cloned()
+            })
+            .collect()
+    }
+
+    /// Whether a viewer starting now could begin at the newest keyframe (see
+    /// [`TrackHub::keyframe_run`]); its keyframe request can then wait for the next packet.
+    pub fn can_fast_start(&self, now: Instant) -> bool {
+        self.replay.covers(self.history().keyframe, now)
+    }
+
+    /// Counts a viewer started from [`TrackHub::keyframe_run`].
+    pub fn count_fast_start(&self) {
+        self.fast_starts.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Forgets cached packets (a new publisher reuses sequence numbers).
     pub fn clear_cache(&self) {
-        self.cache.lock().expect("cache lock poisoned").clear();
+        let mut history = self.history();
+        history.packets.clear();
+        history.keyframe = None;
     }
 
     /// Asks the publisher for a keyframe (RFC 4585 §6.3.1 PLI): joins an outstanding request
@@ -328,6 +403,7 @@ impl TrackHub {
             keyframe_requests: self.keyframe_requests.load(Ordering::Relaxed),
             nacks: self.nacks.load(Ordering::Relaxed),
             retransmitted: self.retransmitted.load(Ordering::Relaxed),
+            fast_starts: self.fast_starts.load(Ordering::Relaxed),
         }
     }
 }
@@ -335,6 +411,15 @@ impl TrackHub {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn config(queue: usize, cache: usize, pli_interval: Duration) -> HubConfig {
+        HubConfig {
+            queue,
+            cache,
+            pli_interval,
+            keyframe_replay: Duration::ZERO,
+        }
+    }
 
     fn packet(seq: u16) -> MediaPacket {
         MediaPacket {
@@ -349,7 +434,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_stalled_consumer_loses_packets_alone() {
-        let hub = TrackHub::new(TrackKind::Video, 16, 64, Duration::from_millis(500));
+        let hub = TrackHub::new(TrackKind::Video, config(16, 64, Duration::from_millis(500)));
         let stalled = hub.subscribe();
         let mut live = hub.subscribe();
         for seq in 0..100 {
@@ -383,7 +468,7 @@ mod tests {
 
     #[test]
     fn sinks_are_written_in_place_and_their_refusals_counted() {
-        let hub = TrackHub::new(TrackKind::Video, 16, 64, Duration::from_millis(500));
+        let hub = TrackHub::new(TrackKind::Video, config(16, 64, Duration::from_millis(500)));
         let sink = Arc::new(HalfSink(Mutex::new(Vec::new())));
         let dropped = Arc::new(AtomicU64::new(0));
         let id = hub.subscribe_sink(sink.clone(), dropped.clone());
@@ -407,7 +492,7 @@ mod tests {
 
     #[tokio::test]
     async fn unsubscribe_and_cache_lookup() {
-        let hub = TrackHub::new(TrackKind::Video, 16, 16, Duration::from_millis(500));
+        let hub = TrackHub::new(TrackKind::Video, config(16, 16, Duration::from_millis(500)));
         let s = hub.subscribe();
         assert_eq!(hub.subscriber_count(), 1);
         hub.unsubscribe(s.id);
@@ -423,7 +508,7 @@ mod tests {
 
     #[tokio::test]
     async fn keyframe_requests_are_coalesced() {
-        let hub = TrackHub::new(TrackKind::Video, 16, 16, Duration::from_secs(60));
+        let hub = TrackHub::new(TrackKind::Video, config(16, 16, Duration::from_secs(60)));
         for _ in 0..50 {
             hub.request_keyframe();
         }
@@ -438,7 +523,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_keyframe_satisfies_waiting_requests() {
-        let hub = TrackHub::new(TrackKind::Video, 16, 16, Duration::from_secs(60));
+        let hub = TrackHub::new(TrackKind::Video, config(16, 16, Duration::from_secs(60)));
         let _viewer = hub.subscribe();
         hub.request_keyframe();
         assert!(hub.take_keyframe_request());
@@ -456,5 +541,93 @@ mod tests {
             "a newcomer after the keyframe waits for the next step, not for ever"
         );
         assert!(!hub.take_keyframe_request(), "inside the interval");
+    }
+
+    #[test]
+    fn a_viewer_starts_from_the_newest_keyframe_while_it_is_recent_and_whole() {
+        let window = Duration::from_secs(60);
+        let hub = TrackHub::new(
+            TrackKind::Video,
+            HubConfig {
+                keyframe_replay: window,
+                ..config(16, 64, Duration::from_millis(300))
+            },
+        );
+        let now = Instant::now();
+        assert!(
+            hub.keyframe_run(&packet(3), now).is_none(),
+            "no keyframe yet"
+        );
+        for seq in 0..10 {
+            hub.publish(packet(seq));
+        }
+        let run = hub.keyframe_run(&packet(10), now).expect("recent keyframe");
+        let seqs: Vec<u16> = run.iter().map(|p| p.seq).collect();
+        assert_eq!(seqs, (0..10).collect::<Vec<_>>());
+        assert!(run[0].keyframe);
+        assert!(
+            hub.keyframe_run(&packet(10), now + window + Duration::from_secs(1))
+                .is_none(),
+            "too old: wait for a new keyframe"
+        );
+        let other_source = MediaPacket {
+            source: 2,
+            ..packet(10)
+        };
+        assert!(hub.keyframe_run(&other_source, now).is_none());
+        hub.clear_cache();
+        assert!(
+            hub.keyframe_run(&packet(10), now).is_none(),
+            "a new publisher"
+        );
+    }
+
+    #[test]
+    fn a_fast_start_begins_with_the_parameter_sets_of_its_keyframe() {
+        let hub = TrackHub::new(
+            TrackKind::Video,
+            HubConfig {
+                keyframe_replay: Duration::from_secs(60),
+                ..config(16, 64, Duration::from_millis(300))
+            },
+        );
+        // SPS (flagged), PPS, then the IDR slice (flagged too), all of one access unit.
+        hub.publish(packet(0));
+        hub.publish(MediaPacket { ts: 0, ..packet(1) });
+        hub.publish(MediaPacket {
+            ts: 0,
+            keyframe: true,
+            ..packet(2)
+        });
+        for seq in 3..6 {
+            hub.publish(packet(seq));
+        }
+        let run = hub.keyframe_run(&packet(6), Instant::now()).unwrap();
+        assert_eq!(run.first().map(|p| p.seq), Some(0));
+        assert_eq!(run.len(), 6);
+    }
+
+    #[test]
+    fn no_fast_start_across_a_hole_in_the_history() {
+        let hub = TrackHub::new(
+            TrackKind::Video,
+            HubConfig {
+                keyframe_replay: Duration::from_secs(60),
+                ..config(16, 64, Duration::from_millis(300))
+            },
+        );
+        for seq in (0..10).filter(|&s| s != 4) {
+            hub.publish(packet(seq));
+        }
+        assert!(hub.keyframe_run(&packet(10), Instant::now()).is_none());
+    }
+
+    #[test]
+    fn a_zero_window_never_replays() {
+        let hub = TrackHub::new(TrackKind::Video, config(16, 64, Duration::from_millis(300)));
+        for seq in 0..10 {
+            hub.publish(packet(seq));
+        }
+        assert!(hub.keyframe_run(&packet(10), Instant::now()).is_none());
     }
 }

@@ -77,7 +77,8 @@ fn assert_clean(stats: &ViewerStats) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn viewers_decode_the_publishers_h264_and_receive_opus() {
-    let s = TestServer::start().await;
+    // Every joining viewer waits for a requested keyframe (no fast start from the history).
+    let s = TestServer::start_with(|c| c.keyframe_replay_ms = 0).await;
     let publisher = publish(&s, "live", "alice").await;
     let mut viewers = Vec::new();
     for _ in 0..3 {
@@ -110,6 +111,56 @@ async fn viewers_decode_the_publishers_h264_and_receive_opus() {
     publisher.close().await.expect("publisher DELETE");
     s.wait_room("live", WAIT, |r| r["viewers"] == 0 && r["publishers"] == 0)
         .await;
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_joining_viewer_starts_from_the_newest_keyframe_without_asking_for_one() {
+    // Only viewers ask for keyframes here (no LL-HLS tap), and the publisher sends one every
+    // half second by itself: whenever the viewer arrives, the newest keyframe began within
+    // the 1 s replay window, and the viewer starts from it instead of requesting a new one.
+    let s = TestServer::start_with(|c| {
+        c.keyframe_replay_ms = 1000;
+        c.hls = false;
+        c.recordings = false;
+    })
+    .await;
+    let room = "fast";
+    let publisher = Publisher::connect(PublishOptions {
+        base_url: s.base.clone(),
+        room: room.into(),
+        token: Some(s.token(room, Role::Broadcaster, "dana")),
+        video: Some(VideoConfig {
+            keyframe_interval_frames: 15,
+            ..video()
+        }),
+        audio: Some(AudioConfig::default()),
+        ..Default::default()
+    })
+    .await
+    .expect("publisher connects");
+    publisher.wait_connected(WAIT).await.expect("publisher up");
+    s.wait_room(room, WAIT, |r| r["video"]["packets_in"].as_u64() > Some(40))
+        .await;
+    let viewer = view(&s, room).await;
+    let stats = viewer
+        .wait_for(
+            |st| st.video.frames_decoded >= 45 && st.audio.packets >= 50,
+            WAIT,
+        )
+        .await
+        .expect("viewer decodes video and receives audio");
+    assert_clean(&stats);
+    let detail = s.wait_room(room, WAIT, |r| r["viewers"] == 1).await;
+    assert_eq!(detail["video"]["fast_starts"], 1, "{detail}");
+    assert_eq!(
+        publisher.stats().plis_received,
+        0,
+        "the viewer started without a keyframe request: {:?}",
+        publisher.stats()
+    );
+    viewer.close().await.expect("viewer DELETE");
+    publisher.close().await.expect("publisher DELETE");
     s.stop().await;
 }
 

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use onair::core::composite::{I420Frame, Rect, annexb_nals};
 use onair::egress::composite::StageSource;
-use onair::room::{MediaPacket, TrackHub, TrackKind};
+use onair::room::{HubConfig, MediaPacket, TrackHub, TrackKind};
 use onair_loadtest::{VideoConfig, VideoLoop};
 use openh264::OpenH264API;
 use openh264::encoder::{
@@ -46,7 +46,13 @@ pub const PATTERN_B: Blocks = Blocks {
 
 /// A fresh pair of hubs, as a room has for one participant.
 pub fn hubs() -> (Arc<TrackHub>, Arc<TrackHub>) {
-    let hub = |kind| Arc::new(TrackHub::new(kind, 1024, 64, Duration::from_millis(100)));
+    let config = HubConfig {
+        queue: 1024,
+        cache: 64,
+        pli_interval: Duration::from_millis(100),
+        keyframe_replay: Duration::ZERO,
+    };
+    let hub = |kind| Arc::new(TrackHub::new(kind, config));
     (hub(TrackKind::Video), hub(TrackKind::Audio))
 }
 
