@@ -44,7 +44,9 @@ pub struct MediaPacket {
     pub ts: u32,
     /// RTP marker bit (end of a video frame).
     pub marker: bool,
-    /// True when a viewer may start decoding here (RFC 6184 SPS/IDR start).
+    /// True when a viewer may start decoding here (RFC 6184 SPS/IDR start). The ingest flags
+    /// every packet that begins a parameter set or IDR slice; the hub keeps the flag on the
+    /// first of each access unit only.
     pub keyframe: bool,
     /// The RTP payload.
     pub payload: Bytes,
@@ -240,27 +242,32 @@ impl TrackHub {
     /// Hands one packet to every consumer without waiting: one `Arc` per packet, then per
     /// consumer a direct write ([`PacketSink`]) or a refcount and a `try_send`. A consumer that
     /// cannot take it loses this packet alone.
-    pub fn publish(&self, packet: MediaPacket) {
+    pub fn publish(&self, mut packet: MediaPacket) {
         self.packets_in.fetch_add(1, Ordering::Relaxed);
         self.bytes_in
             .fetch_add(packet.payload.len() as u64, Ordering::Relaxed);
+        let now = Instant::now();
+        let mut history = (self.kind == TrackKind::Video).then(|| self.history());
+        if let (Some(history), true) = (history.as_mut(), packet.keyframe) {
+            let flagged = KeyframeMark {
+                source: packet.source,
+                seq: packet.seq,
+                ts: packet.ts,
+                at: now,
+            };
+            let mark = KeyframeMark::next(history.keyframe, flagged);
+            // Only the first flagged packet of an access unit is a place to start: a viewer
+            // whose gate opened on the IDR slice after the SPS/PPS packet would start without
+            // its parameter sets.
+            packet.keyframe = mark.seq == packet.seq;
+            history.keyframe = Some(mark);
+        }
         if packet.keyframe {
             // Before the fan-out: a consumer asking from now on needs a newer keyframe.
             self.pli.lock().expect("pli lock poisoned").keyframe_seen();
         }
         let packet = Arc::new(packet);
-        let now = Instant::now();
-        if self.kind == TrackKind::Video {
-            let mut history = self.history();
-            if packet.keyframe {
-                let flagged = KeyframeMark {
-                    source: packet.source,
-                    seq: packet.seq,
-                    ts: packet.ts,
-                    at: now,
-                };
-                history.keyframe = Some(KeyframeMark::next(history.keyframe, flagged));
-            }
+        if let Some(mut history) = history {
             history.packets.insert(packet.seq, packet.clone());
         }
         let subscribers = self.subscribers.read().expect("hub lock poisoned");

@@ -197,6 +197,38 @@ fn a_fast_start_begins_with_the_parameter_sets_of_its_keyframe() {
 }
 
 #[test]
+fn a_consumer_joining_between_the_sps_and_the_idr_slice_waits_for_the_next_keyframe() {
+    let hub = TrackHub::new(TrackKind::Video, config(16, 64, Duration::from_millis(300)));
+    let mut early = hub.subscribe();
+    // The SPS packet (flagged) goes out before this consumer arrives ...
+    hub.publish(packet(0));
+    let mut late = hub.subscribe();
+    // ... then the IDR slice of the same access unit, flagged by the ingest too.
+    hub.publish(MediaPacket {
+        ts: 0,
+        keyframe: true,
+        ..packet(1)
+    });
+    hub.publish(MediaPacket {
+        ts: 30_000,
+        keyframe: true,
+        ..packet(2)
+    });
+    let early: Vec<_> = std::iter::from_fn(|| early.rx.try_recv().ok()).collect();
+    let late: Vec<_> = std::iter::from_fn(|| late.rx.try_recv().ok()).collect();
+    assert_eq!(
+        early.iter().map(|p| p.keyframe).collect::<Vec<_>>(),
+        [true, false, true],
+        "one start per access unit"
+    );
+    assert_eq!(
+        late.iter().map(|p| (p.seq, p.keyframe)).collect::<Vec<_>>(),
+        [(1, false), (2, true)],
+        "the IDR slice without its parameter sets is no place to start"
+    );
+}
+
+#[test]
 fn no_fast_start_across_a_hole_in_the_history() {
     let hub = TrackHub::new(
         TrackKind::Video,
