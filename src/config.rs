@@ -41,6 +41,10 @@ pub struct Config {
     pub access: crate::auth::AccessConfig,
     /// Admission limits (`[limits]`): sessions per IP, viewers per room, rooms.
     pub limits: crate::http::limits::LimitsConfig,
+    /// Reverse proxies in front of onair (addresses or CIDR ranges): for requests from them,
+    /// the per-IP limits count the client named in `Forwarded` / `X-Forwarded-For` instead
+    /// of the proxy. Empty (the default): those headers are ignored.
+    pub trusted_proxies: Vec<crate::core::forwarded::IpNet>,
     /// STUN/TURN servers handed to clients in WHIP/WHEP `Link` headers (RFC 9725 §4.6).
     pub ice_servers: Vec<IceServer>,
     /// The embedded TURN server (`[turn]`), handed to clients in WHIP/WHEP `Link` headers.
@@ -102,6 +106,7 @@ impl Default for Config {
             jwt_secret: None,
             access: crate::auth::AccessConfig::default(),
             limits: crate::http::limits::LimitsConfig::default(),
+            trusted_proxies: Vec::new(),
             ice_servers: Vec::new(),
             turn: onair_turn::TurnConfig::default(),
             demo_room: "demo".to_owned(),
@@ -395,6 +400,13 @@ mod tests {
         std::fs::write(&path, "udp_port = 1\n").unwrap();
         let err = Config::load(Some(&path), Overrides::default()).unwrap_err();
         assert!(err.to_string().contains("udp_port"), "{err}");
+        std::fs::write(&path, "trusted_proxies = [\"127.0.0.1\", \"10.0.0.0/8\"]\n").unwrap();
+        let c = Config::load(Some(&path), Overrides::default()).unwrap();
+        let proxies: Vec<String> = c.trusted_proxies.iter().map(|n| n.to_string()).collect();
+        assert_eq!(proxies, ["127.0.0.1/32", "10.0.0.0/8"]);
+        std::fs::write(&path, "trusted_proxies = [\"10.0.0.0/33\"]\n").unwrap();
+        let err = Config::load(Some(&path), Overrides::default()).unwrap_err();
+        assert!(err.to_string().contains("10.0.0.0/33"), "{err}");
     }
 
     #[test]

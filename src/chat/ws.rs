@@ -21,7 +21,7 @@ use super::conn::{ConnRx, Inbound};
 use super::{Joined, error_frame, identity, join};
 use crate::auth::Action;
 use crate::core::chat::Transport;
-use crate::http::limits::{ChatSocketSlot, hold_chat_socket, with_retry};
+use crate::http::limits::{ChatSocketSlot, client_ip, hold_chat_socket, with_retry};
 use crate::http::{ApiError, App, valid_room};
 use crate::peer::session::SessionUser;
 
@@ -64,7 +64,8 @@ pub async fn get(
             format!("/ws/{{room}} speaks WebSocket only ({e})"),
         )
     })?;
-    let slot = match hold_chat_socket(&app, peer.map(|Extension(ConnectInfo(a))| a.ip())) {
+    let ip = client_ip(&app, &headers, peer.map(|Extension(ConnectInfo(a))| a));
+    let slot = match hold_chat_socket(&app, ip) {
         Ok(slot) => slot,
         Err(refused) => return Ok(with_retry(refused)),
     };

@@ -3,6 +3,7 @@
 pub mod chat;
 pub mod composite;
 pub mod fmp4;
+pub mod forwarded;
 pub mod h264;
 pub mod hls;
 pub mod opus;

@@ -8,12 +8,13 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Mutex;
 
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
 use super::{ApiError, App};
+use crate::core::forwarded;
 use crate::peer::session::{SessionKind, Sessions};
 
 /// `[limits]` in `onair.toml`. `0` means unlimited.
@@ -243,10 +244,8 @@ pub async fn admission(State(app): State<App>, request: Request, next: Next) -> 
             ),
         ));
     }
-    let ip = request
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip());
+    let peer = request.extensions().get::<ConnectInfo<SocketAddr>>();
+    let ip = client_ip(&app, request.headers(), peer.map(|c| c.0));
     let viewer_of = (kind == "whep").then(|| (room, existing.map_or(0, |r| r.viewer_count())));
     let reservation = match app.limiter.reserve(limits, &app.sessions, ip, viewer_of) {
         Ok(r) => r,
@@ -264,6 +263,30 @@ pub async fn admission(State(app): State<App>, request: Request, next: Next) -> 
     }
     drop(reservation);
     response
+}
+
+/// The address the per-IP limits count for a request from TCP peer `peer`: the peer itself,
+/// or, when it is one of the `trusted_proxies`, the client its `Forwarded` /
+/// `X-Forwarded-For` names (see `core::forwarded`). `None` without a peer (in-process tests).
+pub fn client_ip(app: &App, headers: &HeaderMap, peer: Option<SocketAddr>) -> Option<IpAddr> {
+    let peer = peer?.ip();
+    let trusted = &app.config.trusted_proxies;
+    if trusted.is_empty() {
+        return Some(peer.to_canonical());
+    }
+    let lines = |name| {
+        headers
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect::<Vec<_>>()
+    };
+    Some(forwarded::client_ip(
+        peer,
+        trusted,
+        &lines(header::FORWARDED.as_str()),
+        &lines("x-forwarded-for"),
+    ))
 }
 
 /// The error's answer with `Retry-After: 5` (a limit that frees itself as sessions end).

@@ -76,6 +76,82 @@ async fn sessions_per_ip_viewers_per_room_and_rooms_have_their_errors() {
     s.stop().await;
 }
 
+/// A WHEP offer sent through a reverse proxy that adds `header: value`.
+async fn whep_via(s: &TestServer, offer: &str, header: &str, value: &str) -> reqwest::Response {
+    reqwest::Client::new()
+        .post(s.url("/whep/a"))
+        .header("content-type", "application/sdp")
+        .header(header, value)
+        .body(offer.to_owned())
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_per_ip_limit() {
+    let s = TestServer::start_with(|c| {
+        c.limits.sessions_per_ip = 1;
+        c.limits.chat_sockets_per_ip = 1;
+        c.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap()];
+    })
+    .await;
+    let peer = RawPeer::new(RawOptions::default()).await;
+    let xff = "x-forwarded-for";
+    let first = whep_via(&s, &peer.offer, xff, "198.51.100.1").await;
+    assert_eq!(first.status(), 201);
+    let second = whep_via(&s, &peer.offer, xff, "198.51.100.2").await;
+    assert_eq!(second.status(), 201, "another client behind the same proxy");
+    let third = whep_via(&s, &peer.offer, "forwarded", "for=\"[2001:db8::7]:4711\"").await;
+    assert_eq!(third.status(), 201, "RFC 7239 Forwarded");
+    let r = whep_via(&s, &peer.offer, xff, "198.51.100.1").await;
+    assert_error(r, 429, "too_many_sessions").await;
+    // What the client wrote itself comes before what the proxy appended, and does not count.
+    let r = whep_via(&s, &peer.offer, xff, "203.0.113.50, 198.51.100.1").await;
+    assert_error(r, 429, "too_many_sessions").await;
+    // The LL-HLS viewers' chat WebSockets are counted the same way.
+    let ws_via = |client: &'static str| {
+        reqwest::Client::new()
+            .get(s.url("/ws/a"))
+            .header("connection", "Upgrade")
+            .header("upgrade", "websocket")
+            .header("sec-websocket-version", "13")
+            .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+            .header(xff, client)
+            .send()
+    };
+    let chat_one = ws_via("198.51.100.1").await.unwrap();
+    assert_eq!(chat_one.status(), 101);
+    let chat_two = ws_via("198.51.100.2").await.unwrap();
+    assert_eq!(chat_two.status(), 101);
+    let r = ws_via("198.51.100.1").await.unwrap();
+    assert_error(r, 429, "too_many_connections").await;
+    drop((chat_one, chat_two));
+    for r in [first, second, third] {
+        let r = reqwest::Client::new()
+            .delete(s.url(&location(&r)))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    s.stop().await;
+
+    // Without trusted proxies the headers are anyone's to write, and are ignored.
+    let s = TestServer::start_with(|c| c.limits.sessions_per_ip = 1).await;
+    let first = whep_via(&s, &peer.offer, xff, "198.51.100.1").await;
+    assert_eq!(first.status(), 201);
+    let r = whep_via(&s, &peer.offer, xff, "198.51.100.2").await;
+    assert_error(r, 429, "too_many_sessions").await;
+    reqwest::Client::new()
+        .delete(s.url(&location(&first)))
+        .send()
+        .await
+        .unwrap();
+    peer.pc.close().await.unwrap();
+    s.stop().await;
+}
+
 /// A WebSocket upgrade request for `/ws/{room}` sent as plain HTTP, so a refusal's JSON body
 /// can be read.
 async fn ws_upgrade(s: &TestServer, room: &str) -> reqwest::Response {
