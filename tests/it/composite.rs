@@ -425,7 +425,31 @@ async fn a_guest_on_stage_is_composed_into_ll_hls_and_leaving_returns_to_pass_th
         "pass-through at the broadcaster's resolution"
     );
     assert_ramp(&luma, w, Rect::new(0, 0, 320, 240), "broadcaster alone");
-    let _ = std::fs::remove_dir_all(&dir);
+    let sent = host.stats().frames_sent as f64 / 30.0;
     host.close().await.unwrap();
+
+    // One broadcast, one recording, through both switches: the broadcaster alone, the
+    // composite, the broadcaster alone again, decodable from start to end.
+    let recordings = finished_recordings(&s, room).await;
+    assert_eq!(recordings.len(), 1, "one recording: {recordings:?}");
+    let body = bytes(&s.url(recordings[0]["url"].as_str().unwrap())).await;
+    let path = write_file(&dir, "recording.mp4", &[&body]);
+    let probe = ffprobe(&path);
+    assert_eq!(probe.codecs, ["h264", "opus"], "{}", probe.stderr);
+    probe.assert_monotonic("recording");
+    probe.assert_keyframe_first(0, "recording");
+    let duration = probe.duration.unwrap();
+    println!("stage switches: recording {duration:.3} s, broadcaster sent {sent:.3} s");
+    assert!(
+        (duration - sent).abs() <= 1.0,
+        "recording {duration} s, broadcast {sent} s"
+    );
+    assert_eq!(
+        decoded_sizes(&path),
+        [(320, 240), (640, 360), (320, 240)],
+        "pass-through, composite, pass-through"
+    );
+    assert_decodes(&path);
+    let _ = std::fs::remove_dir_all(&dir);
     s.stop().await;
 }

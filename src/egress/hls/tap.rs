@@ -2,7 +2,7 @@
 //! and `core::hls` clock and segmenter -> `HlsStream` and the broadcast's `Recording`). It is
 //! one more hub consumer with its own bounded queues, so it never slows the publisher; it
 //! follows publishers (a new source id is a new session: flush, `EXT-X-DISCONTINUITY`, new
-//! recording), asks for keyframes when a segment is due, and ends the playlist when nobody
+//! recording, except at a switch between pass-through and the stage composite), asks for keyframes when a segment is due, and ends the playlist when nobody
 //! came back within the room's grace period. New SPS/PPS (a publisher raising its resolution)
 //! give LL-HLS a new init after a discontinuity, while the recording goes on (`avc3`, the
 //! parameter sets in-band). A session without video becomes an audio-only stream and
@@ -90,6 +90,9 @@ struct Tap {
     held: Vec<(u64, AccessUnit, Option<ParameterSets>)>,
     /// Pass-through of the broadcaster, or the composite with guests on stage.
     stage: StageFollower,
+    /// The stage switched between pass-through and the composite: the next source continues
+    /// the current source's recording (one file per broadcast, guests or not).
+    stage_switched: bool,
 }
 
 /// Runs the tap until the room is dropped or the server shuts down.
@@ -111,6 +114,7 @@ pub(super) async fn run(app: App, room: Arc<Room>) {
         idle_since: None,
         held: Vec::new(),
         stage: StageFollower::new(app.config.composite.clone(), room.watch_stage()),
+        stage_switched: false,
     };
     tap.on_stage(StageEvent::Changed);
     let mut tick = tokio::time::interval(HOUSEKEEPING);
@@ -124,6 +128,7 @@ pub(super) async fn run(app: App, room: Arc<Room>) {
                 let now_live = live.borrow_and_update().is_some();
                 if !now_live {
                     tap.end_source();
+                    tap.stage_switched = false;
                     tap.idle_since = Some(Instant::now());
                 }
             }
@@ -174,7 +179,20 @@ impl Tap {
         if self.source.as_ref().is_some_and(|s| s.id > id) {
             return false;
         }
-        self.end_source();
+        // A stage switch hands the recording on (its `avc3` track takes the new source's
+        // parameter sets in-band, as at a resolution change); a new publisher session starts
+        // a new one.
+        let carried = match (
+            self.close_source(),
+            std::mem::take(&mut self.stage_switched),
+        ) {
+            (Some(recording), true) => Some(recording),
+            (Some(recording), false) => {
+                recording.finish();
+                None
+            }
+            (None, _) => None,
+        };
         let origin = self
             .stream
             .as_ref()
@@ -194,7 +212,7 @@ impl Tap {
             video_seen: false,
             first_audio_at: None,
             held_audio: Vec::new(),
-            recording: None,
+            recording: carried,
         });
         self.idle_since = None;
         true
@@ -309,7 +327,11 @@ impl Tap {
         match event {
             StageEvent::Changed => {
                 let rooms = &self.app.rooms;
+                let composite = self.stage.is_composite();
                 self.stage.update(|| rooms.next_source());
+                if self.stage.is_composite() != composite {
+                    self.stage_switched = true;
+                }
             }
             StageEvent::Video { source, au, params } => {
                 if self.follow(source) {
@@ -469,9 +491,15 @@ impl Tap {
 
     /// The current publisher session ended: flush everything it sent, finish its recording.
     fn end_source(&mut self) {
-        let Some(source) = self.source.as_mut() else {
-            return;
-        };
+        if let Some(recording) = self.close_source() {
+            recording.finish();
+        }
+    }
+
+    /// Flushes everything the current source sent into the stream and its recording, and
+    /// lets the source go; its recording, still open, is the caller's.
+    fn close_source(&mut self) -> Option<Recording> {
+        let source = self.source.as_mut()?;
         source.depacketizer.flush();
         while let Some(au) = self.source.as_mut().and_then(|s| s.depacketizer.poll()) {
             self.on_access_unit(au);
@@ -483,12 +511,9 @@ impl Tap {
             stream.segmenter.flush();
         }
         self.drain();
-        if let Some(source) = self.source.take() {
-            self.min_source = source.id + 1;
-            if let Some(recording) = source.recording {
-                recording.finish();
-            }
-        }
+        let source = self.source.take()?;
+        self.min_source = source.id + 1;
+        source.recording
     }
 
     /// Ends the playlist (`EXT-X-ENDLIST`) when nobody came back within the grace period.

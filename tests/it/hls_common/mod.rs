@@ -13,6 +13,9 @@ use onair_loadtest::whip::{PublishOptions, Publisher};
 
 use crate::common::TestServer;
 
+mod recordings;
+pub use recordings::*;
+
 pub const WAIT: Duration = Duration::from_secs(30);
 
 /// 320x240 at 30 fps; IDRs only at the start and when onair asks (so segments prove that the
