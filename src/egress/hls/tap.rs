@@ -2,11 +2,12 @@
 //! and `core::hls` clock and segmenter -> `HlsStream` and the broadcast's `Recording`). It is
 //! one more hub consumer with its own bounded queues, so it never slows the publisher; it
 //! follows publishers (a new source id is a new session: flush, `EXT-X-DISCONTINUITY`, new
-//! recording, except at a switch between pass-through and the stage composite), asks for keyframes when a segment is due, and ends the playlist when nobody
-//! came back within the room's grace period. New SPS/PPS (a publisher raising its resolution)
-//! give LL-HLS a new init after a discontinuity, while the recording goes on (`avc3`, the
-//! parameter sets in-band). A session without video becomes an audio-only stream and
-//! recording. Does I/O (a task).
+//! recording, except at a switch between pass-through and the stage composite), asks for
+//! keyframes when a segment is due, and ends the playlist when nobody came back within the
+//! room's grace period. New SPS/PPS (a publisher raising its resolution) give LL-HLS a new
+//! init after a discontinuity, while the recording goes on (`avc3`, the parameter sets
+//! in-band). A session without video becomes an audio-only stream and recording. Does I/O (a
+//! task).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
