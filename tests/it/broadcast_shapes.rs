@@ -132,12 +132,7 @@ async fn a_resolution_change_keeps_one_recording_and_hls_plays_on() {
     publisher.close().await.unwrap();
 
     // One broadcast, one recording, at both sizes, with the broadcast's duration.
-    let recordings = finished_recordings(&s, room).await;
-    assert_eq!(recordings.len(), 1, "one recording: {recordings:?}");
-    let body = bytes(&s.url(recordings[0]["url"].as_str().unwrap())).await;
-    let path = write_file(&dir, "recording.mp4", &[&body]);
-    let probe = ffprobe(&path);
-    assert_eq!(probe.codecs, ["h264", "opus"], "{}", probe.stderr);
+    let (path, probe) = the_one_recording(&s, room, &dir).await;
     let expected = frames as f64 / 30.0;
     let duration = probe.duration.unwrap();
     println!("resolution change: recording {duration:.3} s, sent {expected:.3} s");

@@ -430,12 +430,7 @@ async fn a_guest_on_stage_is_composed_into_ll_hls_and_leaving_returns_to_pass_th
 
     // One broadcast, one recording, through both switches: the broadcaster alone, the
     // composite, the broadcaster alone again, decodable from start to end.
-    let recordings = finished_recordings(&s, room).await;
-    assert_eq!(recordings.len(), 1, "one recording: {recordings:?}");
-    let body = bytes(&s.url(recordings[0]["url"].as_str().unwrap())).await;
-    let path = write_file(&dir, "recording.mp4", &[&body]);
-    let probe = ffprobe(&path);
-    assert_eq!(probe.codecs, ["h264", "opus"], "{}", probe.stderr);
+    let (path, probe) = the_one_recording(&s, room, &dir).await;
     probe.assert_monotonic("recording");
     probe.assert_keyframe_first(0, "recording");
     let duration = probe.duration.unwrap();

@@ -110,16 +110,7 @@ async fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_per_ip_limit()
     let r = whep_via(&s, &peer.offer, xff, "203.0.113.50, 198.51.100.1").await;
     assert_error(r, 429, "too_many_sessions").await;
     // The LL-HLS viewers' chat WebSockets are counted the same way.
-    let ws_via = |client: &'static str| {
-        reqwest::Client::new()
-            .get(s.url("/ws/a"))
-            .header("connection", "Upgrade")
-            .header("upgrade", "websocket")
-            .header("sec-websocket-version", "13")
-            .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
-            .header(xff, client)
-            .send()
-    };
+    let ws_via = |client: &'static str| ws_request(&s, "a").header(xff, client).send();
     let chat_one = ws_via("198.51.100.1").await.unwrap();
     assert_eq!(chat_one.status(), 101);
     let chat_two = ws_via("198.51.100.2").await.unwrap();
@@ -155,15 +146,16 @@ async fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_per_ip_limit()
 /// A WebSocket upgrade request for `/ws/{room}` sent as plain HTTP, so a refusal's JSON body
 /// can be read.
 async fn ws_upgrade(s: &TestServer, room: &str) -> reqwest::Response {
+    ws_request(s, room).send().await.unwrap()
+}
+
+fn ws_request(s: &TestServer, room: &str) -> reqwest::RequestBuilder {
     reqwest::Client::new()
         .get(s.url(&format!("/ws/{room}")))
         .header("connection", "Upgrade")
         .header("upgrade", "websocket")
         .header("sec-websocket-version", "13")
         .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
-        .send()
-        .await
-        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

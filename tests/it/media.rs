@@ -57,6 +57,20 @@ async fn view(s: &TestServer, room: &str) -> Viewer {
     v
 }
 
+/// Waits until `viewer` has decoded 1.5 s of video and received 1 s of audio, then checks
+/// that the stream it got is clean (see [`assert_clean`]).
+async fn decodes_cleanly(viewer: &Viewer) -> ViewerStats {
+    let stats = viewer
+        .wait_for(
+            |st| st.video.frames_decoded >= 45 && st.audio.packets >= 50,
+            WAIT,
+        )
+        .await
+        .expect("viewer decodes video and receives audio");
+    assert_clean(&stats);
+    stats
+}
+
 fn assert_clean(stats: &ViewerStats) {
     let v = &stats.video;
     assert_eq!(
@@ -85,14 +99,7 @@ async fn viewers_decode_the_publishers_h264_and_receive_opus() {
         viewers.push(view(&s, "live").await);
     }
     for v in &viewers {
-        let stats = v
-            .wait_for(
-                |st| st.video.frames_decoded >= 45 && st.audio.packets >= 50,
-                WAIT,
-            )
-            .await
-            .expect("viewer decodes video and receives audio");
-        assert_clean(&stats);
+        decodes_cleanly(v).await;
     }
     let room = s
         .wait_room("live", WAIT, |r| r["live"] == true && r["viewers"] == 3)
@@ -143,14 +150,7 @@ async fn a_joining_viewer_starts_from_the_newest_keyframe_without_asking_for_one
     s.wait_room(room, WAIT, |r| r["video"]["packets_in"].as_u64() > Some(40))
         .await;
     let viewer = view(&s, room).await;
-    let stats = viewer
-        .wait_for(
-            |st| st.video.frames_decoded >= 45 && st.audio.packets >= 50,
-            WAIT,
-        )
-        .await
-        .expect("viewer decodes video and receives audio");
-    assert_clean(&stats);
+    decodes_cleanly(&viewer).await;
     let detail = s.wait_room(room, WAIT, |r| r["viewers"] == 1).await;
     assert_eq!(detail["video"]["fast_starts"], 1, "{detail}");
     assert_eq!(

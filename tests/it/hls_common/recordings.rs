@@ -87,3 +87,19 @@ pub fn assert_decodes(path: &Path) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// The one recording of `room` (asserted), downloaded into `dir` as `recording.mp4`, and
+/// what ffprobe makes of it: H.264 video and Opus audio.
+pub async fn the_one_recording(
+    s: &TestServer,
+    room: &str,
+    dir: &Path,
+) -> (std::path::PathBuf, super::Probe) {
+    let recordings = finished_recordings(s, room).await;
+    assert_eq!(recordings.len(), 1, "one recording: {recordings:?}");
+    let body = super::bytes(&s.url(recordings[0]["url"].as_str().unwrap())).await;
+    let path = super::write_file(dir, "recording.mp4", &[&body]);
+    let probe = super::ffprobe(&path);
+    assert_eq!(probe.codecs, ["h264", "opus"], "{}", probe.stderr);
+    (path, probe)
+}
