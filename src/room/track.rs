@@ -242,33 +242,18 @@ impl TrackHub {
     /// Hands one packet to every consumer without waiting: one `Arc` per packet, then per
     /// consumer a direct write ([`PacketSink`]) or a refcount and a `try_send`. A consumer that
     /// cannot take it loses this packet alone.
-    pub fn publish(&self, mut packet: MediaPacket) {
+    pub fn publish(&self, packet: MediaPacket) {
         self.packets_in.fetch_add(1, Ordering::Relaxed);
         self.bytes_in
             .fetch_add(packet.payload.len() as u64, Ordering::Relaxed);
         let now = Instant::now();
-        let mut history = (self.kind == TrackKind::Video).then(|| self.history());
-        if let (Some(history), true) = (history.as_mut(), packet.keyframe) {
-            let flagged = KeyframeMark {
-                source: packet.source,
-                seq: packet.seq,
-                ts: packet.ts,
-                at: now,
-            };
-            let mark = KeyframeMark::next(history.keyframe, flagged);
-            // Only the first flagged packet of an access unit is a place to start: a viewer
-            // whose gate opened on the IDR slice after the SPS/PPS packet would start without
-            // its parameter sets.
-            packet.keyframe = mark.seq == packet.seq;
-            history.keyframe = Some(mark);
-        }
+        let packet = match self.kind {
+            TrackKind::Video => self.remember(packet, now),
+            TrackKind::Audio => Arc::new(packet),
+        };
         if packet.keyframe {
             // Before the fan-out: a consumer asking from now on needs a newer keyframe.
             self.pli.lock().expect("pli lock poisoned").keyframe_seen();
-        }
-        let packet = Arc::new(packet);
-        if let Some(mut history) = history {
-            history.packets.insert(packet.seq, packet.clone());
         }
         let subscribers = self.subscribers.read().expect("hub lock poisoned");
         for s in subscribers.iter() {
@@ -288,6 +273,28 @@ impl TrackHub {
                 }
             }
         }
+    }
+
+    /// Keeps a video packet in the history, notes where the newest keyframe began, and
+    /// returns the packet shared. Only the first flagged packet of an access unit keeps its
+    /// keyframe flag: a viewer whose gate opened on the IDR slice after the SPS/PPS packet
+    /// would start without its parameter sets.
+    fn remember(&self, mut packet: MediaPacket, now: Instant) -> Arc<MediaPacket> {
+        let mut history = self.history();
+        if packet.keyframe {
+            let flagged = KeyframeMark {
+                source: packet.source,
+                seq: packet.seq,
+                ts: packet.ts,
+                at: now,
+            };
+            let mark = KeyframeMark::next(history.keyframe, flagged);
+            packet.keyframe = mark.seq == packet.seq;
+            history.keyframe = Some(mark);
+        }
+        let packet = Arc::new(packet);
+        history.packets.insert(packet.seq, packet.clone());
+        packet
     }
 
     fn history(&self) -> MutexGuard<'_, History> {
